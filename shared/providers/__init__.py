@@ -1,0 +1,1 @@
+"""Agent providers: one interface (:class:`~shared.providers.base.AgentProvider`), many backends."""
