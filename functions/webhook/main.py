@@ -1,0 +1,15 @@
+"""Webhook function: accepts WhatsApp user messages and queues them (``shared.intake``)."""
+
+import flask
+import functions_framework
+
+from shared.api import webhook_router
+from shared.runtime import get_runtime
+
+get_runtime()  # fail at start, naming the variable, when a setting is invalid
+_router = webhook_router()
+
+
+@functions_framework.http
+def webhook(request: flask.Request) -> flask.Response:
+    return _router.dispatch(request)

@@ -1,0 +1,15 @@
+"""Worker function: runs the pipeline for one message pushed by the bridge or Pub/Sub (``shared.worker``)."""
+
+import flask
+import functions_framework
+
+from shared.api import worker_router
+from shared.runtime import get_runtime
+
+get_runtime()  # fail at start, naming the variable, when a setting is invalid
+_router = worker_router()
+
+
+@functions_framework.http
+def worker(request: flask.Request) -> flask.Response:
+    return _router.dispatch(request)

@@ -1,0 +1,391 @@
+"""The queue bridge: drain ``user_messages`` and drive the worker function with push envelopes.
+
+Nothing in GCP triggers a function from RabbitMQ, so this long-running process consumes the queue and
+hands each message to the worker as a Pub/Sub push envelope. The worker's status code decides:
+
+==========  =========================================================================
+2xx         done (success, or a permanent failure the worker already recorded): ack
+429         not now (e.g. the user's previous message still runs): retry soon, attempt not counted
+other 4xx   the worker cannot ever take it (malformed): dead-letter, task ``failed``
+5xx, error  transient: retry with exponential back-off through a delay queue; after the last
+            attempt dead-letter to ``user_messages_dlq`` and end the task ``failed``
+==========  =========================================================================
+
+Run it with ``python -m shared.bridge``.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Protocol
+
+import httpx
+import pika
+import pika.exceptions
+
+from shared.errors import GatewayError, InvalidMessage
+from shared.models import PushEnvelope, QueueMessage
+from shared.queue import (
+    RETRY_COUNT_HEADER,
+    MemoryBroker,
+    MemoryMessage,
+    Topology,
+    connection_parameters,
+    declare_retry_queue,
+    declare_topology,
+)
+from shared.store import TaskStore
+
+log = logging.getLogger(__name__)
+
+
+class Sink(Protocol):
+    """Where the bridge sends each envelope; answers with an HTTP-like status code."""
+
+    def deliver(self, envelope: PushEnvelope) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class HttpSink:
+    """POST the envelope to the worker function (with an OIDC identity token in GCP)."""
+
+    def __init__(self, url: str, *, timeout: float, audience: str = "") -> None:
+        self._url = url
+        self._client = httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0))
+        self._tokens = _IdentityTokens(audience) if audience else None
+
+    def deliver(self, envelope: PushEnvelope) -> int:
+        headers = {"Content-Type": "application/json"}
+        if self._tokens is not None:
+            headers["Authorization"] = f"Bearer {self._tokens.get()}"
+        response = self._client.post(self._url, content=envelope.to_json(), headers=headers)
+        return response.status_code
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class _IdentityTokens:
+    """Google-signed ID tokens for calling a private Cloud Run / Cloud Functions URL."""
+
+    _REFRESH_MARGIN_S = 300
+
+    def __init__(self, audience: str) -> None:
+        self._audience = audience
+        self._token = ""
+        self._expires_at = 0.0
+        self._lock = threading.Lock()
+
+    def get(self) -> str:
+        with self._lock:
+            if time.time() > self._expires_at - self._REFRESH_MARGIN_S:
+                import google.auth.transport.requests
+                import google.oauth2.id_token
+
+                request = google.auth.transport.requests.Request()
+                self._token = google.oauth2.id_token.fetch_id_token(request, self._audience)
+                self._expires_at = time.time() + 3600
+            return self._token
+
+
+class Action(Enum):
+    ACK = "ack"
+    RETRY = "retry"
+    DEAD_LETTER = "dead_letter"
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    delay_s: float = 0.0
+    retry_count: int = 0
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    initial_delay_s: float = 2.0
+    max_delay_s: float = 300.0
+    busy_delay_s: float = 1.0
+
+    def backoff(self, failures: int) -> float:
+        """Delay before the next attempt after ``failures`` failed ones (1, 2, 4... x initial)."""
+        return min(self.initial_delay_s * 2 ** max(failures - 1, 0), self.max_delay_s)
+
+
+class Bridge:
+    """Broker-independent core: one message in, one decision out."""
+
+    def __init__(self, sink: Sink, store: TaskStore, policy: RetryPolicy, *, subscription: str) -> None:
+        self.sink = sink
+        self.store = store
+        self.policy = policy
+        self.subscription = subscription
+
+    def handle(self, body: bytes, *, retry_count: int, broker_message_id: str) -> Decision:
+        attempt = retry_count + 1
+        envelope = PushEnvelope.wrap(
+            body,
+            message_id=broker_message_id or uuid.uuid4().hex,
+            attributes={"retry_count": str(retry_count)},
+            delivery_attempt=attempt,
+            subscription=self.subscription,
+        )
+        try:
+            status = self.sink.deliver(envelope)
+        except httpx.HTTPError as exc:
+            return self._failed(body, retry_count, f"worker unreachable: {exc.__class__.__name__}")
+        if 200 <= status < 300:
+            return Decision(Action.ACK)
+        if status == 429:
+            return Decision(Action.RETRY, delay_s=self.policy.busy_delay_s, retry_count=retry_count)
+        if 400 <= status < 500:
+            return self._give_up(body, retry_count, f"worker rejected the message with HTTP {status}")
+        return self._failed(body, retry_count, f"worker answered HTTP {status}")
+
+    def _failed(self, body: bytes, retry_count: int, reason: str) -> Decision:
+        failures = retry_count + 1
+        if failures >= self.policy.max_attempts:
+            return self._give_up(body, retry_count, f"gave up after {failures} attempts; last: {reason}")
+        delay = self.policy.backoff(failures)
+        log.warning("worker attempt failed, will retry", extra={"reason": reason, "delay_s": delay})
+        return Decision(Action.RETRY, delay_s=delay, retry_count=failures, reason=reason)
+
+    def _give_up(self, body: bytes, retry_count: int, reason: str) -> Decision:
+        try:
+            message_id = QueueMessage.from_body(body).id
+        except InvalidMessage:
+            log.error("dead-lettering an undecodable message", extra={"reason": reason})
+            return Decision(Action.DEAD_LETTER, reason=reason)
+        try:
+            self.store.mark_failed(message_id, error=reason, error_code="DELIVERY_FAILED")
+        except GatewayError:
+            # The task could not be closed: keep the message alive rather than lose track of it.
+            return Decision(Action.RETRY, delay_s=self.policy.max_delay_s, retry_count=retry_count)
+        log.error("dead-lettering message", extra={"message_id": message_id, "reason": reason})
+        return Decision(Action.DEAD_LETTER, reason=reason)
+
+
+def retry_count_of(headers: dict[str, Any] | None) -> int:
+    value = (headers or {}).get(RETRY_COUNT_HEADER, 0)
+    return value if isinstance(value, int) and value >= 0 else 0
+
+
+class RabbitConsumer:
+    """Consume with pika; run deliveries on a thread pool; settle them on the connection thread.
+
+    Survives broker restarts: every (re)connect re-declares the topology and re-registers the
+    consumer, with capped exponential back-off between attempts (the Go worker once reconnected
+    without re-subscribing and stopped draining the queue).
+    """
+
+    def __init__(
+        self,
+        bridge: Bridge,
+        url: str,
+        topology: Topology,
+        *,
+        max_parallel: int,
+        reconnect_max_delay_s: float = 30.0,
+        shutdown_grace_s: float = 30.0,
+    ) -> None:
+        self.bridge = bridge
+        self.topology = topology
+        self.max_parallel = max_parallel
+        self.reconnect_max_delay_s = reconnect_max_delay_s
+        self.shutdown_grace_s = shutdown_grace_s
+        self._parameters = connection_parameters(url, timeout=10.0)
+        self._parameters.client_properties = {"connection_name": f"eai-bridge-{socket.gethostname()}"}
+        self._pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="bridge")
+        self._stop = threading.Event()
+        self._in_flight = 0
+        self._retry_queues: set[str] = set()
+        self.connections_opened = 0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                self._consume_until_stopped()
+                failures = 0
+            except (pika.exceptions.AMQPError, OSError) as exc:
+                failures += 1
+                delay = min(2 ** (failures - 1), self.reconnect_max_delay_s)
+                log.warning(
+                    "RabbitMQ connection lost, reconnecting",
+                    extra={"error": exc.__class__.__name__, "delay_s": delay, "attempt": failures},
+                )
+                self._stop.wait(delay)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _consume_until_stopped(self) -> None:
+        connection = pika.BlockingConnection(self._parameters)
+        self.connections_opened += 1
+        self._retry_queues = set()
+        # Deliveries of a lost connection can no longer be settled; the broker redelivers them.
+        self._in_flight = 0
+        try:
+            channel = connection.channel()
+            channel.confirm_delivery()
+            channel.basic_qos(prefetch_count=self.max_parallel)
+            declare_topology(channel, self.topology)
+            tag = channel.basic_consume(
+                self.topology.queue,
+                on_message_callback=lambda ch, method, props, body: self._dispatch(
+                    connection, ch, method, props, body
+                ),
+            )
+            log.info("bridge consuming", extra={"queue": self.topology.queue, "prefetch": self.max_parallel})
+            while not self._stop.is_set():
+                connection.process_data_events(time_limit=0.5)
+            channel.basic_cancel(tag)
+            self._drain(connection)
+        finally:
+            if connection.is_open:
+                connection.close()
+
+    def _drain(self, connection: pika.BlockingConnection) -> None:
+        """Let in-flight deliveries finish (bounded); unfinished ones stay unacked and are redelivered."""
+        deadline = time.monotonic() + self.shutdown_grace_s
+        while self._in_flight and time.monotonic() < deadline:
+            connection.process_data_events(time_limit=0.2)
+
+    def _dispatch(self, connection: Any, channel: Any, method: Any, properties: Any, body: bytes) -> None:
+        self._in_flight += 1
+        retry_count = retry_count_of(properties.headers)
+        future = self._pool.submit(
+            self.bridge.handle, body, retry_count=retry_count, broker_message_id=properties.message_id or ""
+        )
+
+        def settle_later(done: Future[Decision]) -> None:
+            settle = self._settler(channel, method.delivery_tag, properties, body, done)
+            try:
+                connection.add_callback_threadsafe(settle)
+            except pika.exceptions.ConnectionWrongStateError:
+                log.info("connection closed before settling; the broker will redeliver")
+
+        future.add_done_callback(settle_later)
+
+    def _settler(
+        self, channel: Any, tag: int, properties: Any, body: bytes, done: Future[Decision]
+    ) -> Callable[[], None]:
+        def settle() -> None:
+            self._in_flight -= 1
+            if not channel.is_open:
+                return
+            exception = done.exception()
+            decision = (
+                Decision(Action.RETRY, delay_s=self.bridge.policy.busy_delay_s)
+                if exception
+                else done.result()
+            )
+            if exception:
+                log.error("bridge failed handling a delivery", exc_info=exception)
+            self._apply(channel, tag, properties, body, decision)
+
+        return settle
+
+    def _apply(self, channel: Any, tag: int, properties: Any, body: bytes, decision: Decision) -> None:
+        if decision.action is Action.ACK:
+            channel.basic_ack(tag)
+        elif decision.action is Action.DEAD_LETTER:
+            channel.basic_reject(tag, requeue=False)
+        else:
+            self._republish_delayed(channel, properties, body, decision)
+            channel.basic_ack(tag)
+
+    def _republish_delayed(self, channel: Any, properties: Any, body: bytes, decision: Decision) -> None:
+        delay_ms = max(int(decision.delay_s * 1000), 1)
+        queue = self.topology.retry_queue(delay_ms)
+        if queue not in self._retry_queues:
+            declare_retry_queue(channel, self.topology, delay_ms)
+            self._retry_queues.add(queue)
+        headers = {k: v for k, v in (properties.headers or {}).items() if k != "x-death"}
+        headers[RETRY_COUNT_HEADER] = decision.retry_count
+        copy = pika.BasicProperties(
+            content_type=properties.content_type or "application/json",
+            delivery_mode=pika.DeliveryMode.Persistent,
+            timestamp=properties.timestamp,
+            message_id=properties.message_id,
+            headers=headers,
+        )
+        # Confirmed publish before the ack: a crash in between duplicates, never loses.
+        channel.basic_publish("", queue, body, properties=copy, mandatory=True)
+
+
+class MemoryConsumer:
+    """The same loop over the embedded :class:`MemoryBroker` (local runs without RabbitMQ)."""
+
+    def __init__(self, bridge: Bridge, broker: MemoryBroker, *, max_parallel: int) -> None:
+        self.bridge = bridge
+        self.broker = broker
+        self._slots = threading.Semaphore(max_parallel)
+        self._pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="bridge")
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            if not self._slots.acquire(timeout=0.5):
+                continue
+            message = self.broker.get(timeout=0.5)
+            if message is None:
+                self._slots.release()
+                continue
+            self._pool.submit(self._handle, message)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _handle(self, message: MemoryMessage) -> None:
+        try:
+            retry_count = retry_count_of(message.headers)
+            decision = self.bridge.handle(
+                message.body, retry_count=retry_count, broker_message_id=message.message_id
+            )
+            if decision.action is Action.RETRY:
+                message.headers[RETRY_COUNT_HEADER] = decision.retry_count
+                self.broker.schedule(message, delay=decision.delay_s)
+            elif decision.action is Action.DEAD_LETTER:
+                self.broker.dead_letter(message)
+        except Exception:
+            log.exception("bridge failed handling a message; retrying it")
+            self.broker.schedule(message, delay=self.bridge.policy.busy_delay_s)
+        finally:
+            self._slots.release()
+
+
+def main() -> None:
+    """Entry point of ``python -m shared.bridge``: consume RabbitMQ until SIGTERM/SIGINT."""
+    from shared.observability import configure_logging
+    from shared.runtime import build_bridge_consumer, get_runtime
+
+    runtime = get_runtime()
+    configure_logging(runtime.settings)
+    consumer = build_bridge_consumer(runtime)
+
+    def request_stop(signum: int, _frame: Any) -> None:
+        log.info("stopping bridge", extra={"signal": signum})
+        consumer.stop()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    consumer.run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""The poll function's behaviour: results, task status, last activity."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flask
+
+from shared.http import error_response, json_response
+from shared.models import TaskStatus, normalize_message_id
+from shared.runtime import Runtime
+
+_NOT_FOUND = {"error": "Task not found", "message": "No task found with the provided message ID"}
+
+
+def _message_id(request: flask.Request) -> tuple[str, flask.Response | None]:
+    raw = request.args.get("message_id", "")
+    if not raw.strip():
+        return "", error_response(
+            400, "Invalid request", "message_id: query parameter is required", field="message_id"
+        )
+    try:
+        return normalize_message_id(raw), None
+    except ValueError as exc:
+        return "", error_response(400, "Invalid request", f"message_id: {exc}", field="message_id")
+
+
+def get_response(request: flask.Request, runtime: Runtime) -> flask.Response:
+    message_id, problem = _message_id(request)
+    if problem is not None:
+        return problem
+    task = runtime.store.read_task(message_id)
+    if task is None:
+        return json_response(_NOT_FOUND, 404)
+    summary = task.summary
+    if task.status == TaskStatus.PROCESSING:
+        return json_response({"status": "processing", "message_id": message_id}, 202)
+    body: dict[str, Any] = {"status": task.status, "message_id": message_id}
+    if task.status == TaskStatus.COMPLETED:
+        if task.data_unreadable:
+            return error_response(500, "Internal server error", "Failed to parse worker response")
+        if task.data is not None:
+            body["data"] = task.data
+        for name in ("content", "thread_id", "processing_time_ms", "message_type", "provider"):
+            if name in summary:
+                body[name] = summary[name]
+    elif task.status == TaskStatus.FAILED:
+        if task.error is not None:
+            body["error"] = task.error
+        body["error_code"] = summary.get("error_code", "PROCESSING_ERROR")
+        for name in ("retry_after", "thread_id", "processing_time_ms", "message_type"):
+            if name in summary:
+                body[name] = summary[name]
+    return json_response(body, 200)
+
+
+def get_task_status(request: flask.Request, runtime: Runtime) -> flask.Response:
+    """Debug view of one task's Redis state (the Go shape plus the summary)."""
+    message_id, problem = _message_id(request)
+    if problem is not None:
+        return problem
+    task = runtime.store.read_task(message_id)
+    if task is None:
+        return json_response(_NOT_FOUND, 404)
+    body: dict[str, Any] = {
+        "message_id": message_id,
+        "status": task.status,
+        "summary": task.summary,
+        "has_result": task.data is not None,
+    }
+    if task.error:
+        body["last_error"] = task.error
+    return json_response(body)
+
+
+def get_last_activity(request: flask.Request, runtime: Runtime) -> flask.Response:
+    user_number = request.args.get("user_number", "").strip()
+    if not user_number:
+        return error_response(
+            400, "Missing parameter", "user_number query parameter is required", field="user_number"
+        )
+    found = runtime.store.last_activity(user_number)
+    if found is None:
+        return json_response(
+            {
+                "error": "No message history found",
+                "message": "No messages found for the provided user number",
+            },
+            404,
+        )
+    timestamp, ttl = found
+    return json_response(
+        {"user_number": user_number, "last_message_timestamp": timestamp, "cached": True, "ttl_seconds": ttl}
+    )

@@ -1,0 +1,242 @@
+"""RabbitMQ topology and publishing, plus the embedded in-process queue for local runs.
+
+The topology is the Go gateway's, names and arguments identical (RabbitMQ refuses a redeclare with
+other arguments, which would stop the Go processes sharing the broker). Retries use extra queues of
+our own: ``<queue>.retry.<ms>`` holds a message for ``ms`` milliseconds and then dead-letters it back
+to the work queue, so back-off needs no broker plugin.
+
+pika connections are not thread-safe: :class:`RabbitPublisher` keeps one connection and channel per
+thread, with publisher confirms and ``mandatory`` so that a refused or unroutable message is an
+error, never a silent loss.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import pika
+import pika.exceptions
+
+from shared.errors import QueueUnavailable
+
+log = logging.getLogger(__name__)
+
+RETRY_COUNT_HEADER = "x-retry-count"
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Names and arguments of the exchanges and queues."""
+
+    exchange: str = "eai_gateway"
+    dlx_exchange: str = "eai_gateway_dlx"
+    queue: str = "user_messages"
+    dlq: str = "user_messages_dlq"
+    message_ttl_ms: int = 300_000
+
+    @property
+    def routing_key(self) -> str:
+        return self.queue
+
+    def queue_arguments(self) -> dict[str, Any]:
+        return {
+            "x-dead-letter-exchange": self.dlx_exchange,
+            "x-dead-letter-routing-key": self.dlq,
+            "x-message-ttl": self.message_ttl_ms,
+        }
+
+    def retry_queue(self, delay_ms: int) -> str:
+        return f"{self.queue}.retry.{delay_ms}"
+
+    def retry_queue_arguments(self, delay_ms: int) -> dict[str, Any]:
+        return {
+            "x-message-ttl": delay_ms,
+            "x-dead-letter-exchange": self.exchange,
+            "x-dead-letter-routing-key": self.routing_key,
+        }
+
+
+def declare_topology(channel: Any, topology: Topology) -> None:
+    """Declare exchanges, the work queue, the dead-letter queue and their bindings (idempotent)."""
+    channel.exchange_declare(topology.exchange, exchange_type="direct", durable=True)
+    channel.exchange_declare(topology.dlx_exchange, exchange_type="direct", durable=True)
+    channel.queue_declare(topology.queue, durable=True, arguments=topology.queue_arguments())
+    channel.queue_bind(topology.queue, topology.exchange, routing_key=topology.routing_key)
+    channel.queue_declare(topology.dlq, durable=True)
+    channel.queue_bind(topology.dlq, topology.dlx_exchange, routing_key=topology.dlq)
+
+
+def declare_retry_queue(channel: Any, topology: Topology, delay_ms: int) -> str:
+    name = topology.retry_queue(delay_ms)
+    channel.queue_declare(name, durable=True, arguments=topology.retry_queue_arguments(delay_ms))
+    return name
+
+
+def connection_parameters(url: str, *, timeout: float) -> pika.URLParameters:
+    parameters = pika.URLParameters(url)
+    parameters.connection_attempts = 1
+    parameters.socket_timeout = timeout
+    parameters.stack_timeout = timeout
+    parameters.blocked_connection_timeout = timeout
+    return parameters
+
+
+class Publisher(Protocol):
+    """Where the webhook hands accepted messages."""
+
+    def publish(self, body: bytes, *, headers: dict[str, Any] | None = None) -> None:
+        """Return only once the queue holds the message; raise :class:`QueueUnavailable` otherwise."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class RabbitPublisher:
+    """Confirmed, persistent publishing with one pika connection per thread."""
+
+    def __init__(self, url: str, topology: Topology, *, timeout: float = 5.0) -> None:
+        self._parameters = connection_parameters(url, timeout=timeout)
+        self._topology = topology
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[pika.BlockingConnection] = []
+
+    def publish(self, body: bytes, *, headers: dict[str, Any] | None = None) -> None:
+        properties = pika.BasicProperties(
+            content_type="application/json",
+            delivery_mode=pika.DeliveryMode.Persistent,
+            timestamp=int(time.time()),
+            message_id=str(time.time_ns()),
+            headers=headers or None,
+        )
+        for attempt in (1, 2):
+            try:
+                channel = self._channel()
+                channel.basic_publish(
+                    self._topology.exchange,
+                    self._topology.routing_key,
+                    body,
+                    properties=properties,
+                    mandatory=True,
+                )
+                return
+            except pika.exceptions.NackError:
+                raise QueueUnavailable("RabbitMQ refused the message (nack)") from None
+            except pika.exceptions.UnroutableError:
+                raise QueueUnavailable("RabbitMQ could not route the message to a queue") from None
+            except (pika.exceptions.AMQPError, OSError) as exc:
+                self._drop_connection()
+                if attempt == 2:
+                    raise QueueUnavailable(f"RabbitMQ unavailable: {exc.__class__.__name__}") from exc
+                log.info("publish failed on a stale connection, reconnecting", extra={"error": repr(exc)})
+
+    def _channel(self) -> Any:
+        channel = getattr(self._local, "channel", None)
+        if channel is not None and channel.is_open:
+            return channel
+        self._drop_connection()
+        connection = pika.BlockingConnection(self._parameters)
+        channel = connection.channel()
+        channel.confirm_delivery()
+        declare_topology(channel, self._topology)
+        self._local.connection = connection
+        self._local.channel = channel
+        with self._lock:
+            self._connections.append(connection)
+        return channel
+
+    def _drop_connection(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        self._local.connection = None
+        self._local.channel = None
+        if connection is not None:
+            with self._lock:
+                if connection in self._connections:
+                    self._connections.remove(connection)
+            _close_quietly(connection)
+
+    def close(self) -> None:
+        """Close every thread's connection (at process shutdown)."""
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for connection in connections:
+            _close_quietly(connection)
+
+
+def _close_quietly(connection: Any) -> None:
+    try:
+        if connection.is_open:
+            connection.close()
+    except Exception:
+        log.debug("ignoring error while closing a RabbitMQ connection", exc_info=True)
+
+
+# --- embedded queue ---------------------------------------------------------------------------
+
+
+@dataclass(order=True)
+class _Scheduled:
+    due: float
+    sequence: int
+    message: MemoryMessage = field(compare=False)
+
+
+@dataclass
+class MemoryMessage:
+    body: bytes
+    headers: dict[str, Any]
+    message_id: str
+
+
+class MemoryBroker:
+    """An in-process stand-in for the work queue, its retry queues and its dead-letter queue.
+
+    Used by ``make run`` when no ``RABBITMQ_URL`` is set. Messages live in memory only: a restart
+    loses them, which is why production always uses RabbitMQ.
+    """
+
+    def __init__(self) -> None:
+        self._ready: list[_Scheduled] = []
+        self._condition = threading.Condition()
+        self._sequence = itertools.count()
+        self.dead_letters: list[MemoryMessage] = []
+
+    def publish(self, body: bytes, *, headers: dict[str, Any] | None = None) -> None:
+        self.schedule(MemoryMessage(body, dict(headers or {}), str(time.time_ns())), delay=0.0)
+
+    def schedule(self, message: MemoryMessage, *, delay: float) -> None:
+        with self._condition:
+            heapq.heappush(self._ready, _Scheduled(time.monotonic() + delay, next(self._sequence), message))
+            self._condition.notify()
+
+    def dead_letter(self, message: MemoryMessage) -> None:
+        with self._condition:
+            self.dead_letters.append(message)
+
+    def get(self, timeout: float) -> MemoryMessage | None:
+        """The next due message, waiting at most ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._condition:
+            while True:
+                now = time.monotonic()
+                if self._ready and self._ready[0].due <= now:
+                    return heapq.heappop(self._ready).message
+                wait = deadline - now
+                if self._ready:
+                    wait = min(wait, self._ready[0].due - now)
+                if wait <= 0 and now >= deadline:
+                    return None
+                self._condition.wait(max(wait, 0.001))
+
+    def depth(self) -> int:
+        with self._condition:
+            return len(self._ready)
+
+    def close(self) -> None:
+        """Nothing to release; present so the broker can stand in for a publisher."""

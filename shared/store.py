@@ -1,0 +1,286 @@
+"""Task state in Redis, with the Go gateway's key names, value formats and TTLs.
+
+| key | value |
+|---|---|
+| ``task:status:<id>`` | ``processing`` / ``completed`` / ``failed`` |
+| ``task:result:<id>`` | the result data as a JSON *string literal* (double encoded, as Go stores it) |
+| ``task:error:<id>`` | error text |
+| ``task:metadata:<id>`` | ``{"user_number":…,"provider":…}`` |
+| ``callback:url:<id>`` | callback URL |
+| ``thread:<user_number>`` | thread record JSON |
+| ``user:last_activity:<user_number>`` | RFC 3339 timestamp |
+| ``task:summary:<id>`` | new: final text, error code, timings (fields the Go keys cannot carry) |
+| ``stats:processing_ms`` | new: moving average of processing time, for ``estimated_wait_time`` |
+
+Every Redis failure surfaces as :class:`~shared.errors.StoreUnavailable`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import redis
+
+from shared.errors import StoreUnavailable
+from shared.models import TaskStatus, go_json
+
+T = TypeVar("T")
+
+_AVERAGE_WEIGHT = 0.2  # weight of the newest sample in the processing-time moving average
+
+
+@dataclass(frozen=True)
+class TaskTTL:
+    """Retention of task keys, in seconds."""
+
+    status: int = 600
+    result: int = 120
+    thread: int = 86_400
+    user_activity: int = 86_400
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """Everything a poll needs to answer for one message id."""
+
+    status: str
+    data: dict[str, Any] | None
+    data_unreadable: bool
+    error: str | None
+    summary: dict[str, Any]
+
+
+@contextmanager
+def _redis_errors() -> Iterator[None]:
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise StoreUnavailable(f"Redis unavailable: {exc.__class__.__name__}") from exc
+    except redis.RedisError as exc:
+        raise StoreUnavailable(f"Redis error: {exc.__class__.__name__}") from exc
+
+
+class TaskStore:
+    """Reads and writes task state; one instance per process, safe to share between threads."""
+
+    def __init__(self, client: redis.Redis, *, ttl: TaskTTL | None = None, prefix: str = "") -> None:
+        self.client = client
+        self.ttl = ttl or TaskTTL()
+        self.prefix = prefix
+
+    # --- key names ----------------------------------------------------------------------------
+    def key(self, kind: str, ident: str) -> str:
+        return f"{self.prefix}{kind}:{ident}"
+
+    def _run(self, operation: Callable[[], T]) -> T:
+        with _redis_errors():
+            return operation()
+
+    # --- intake -------------------------------------------------------------------------------
+    def accept(
+        self,
+        message_id: str,
+        *,
+        user_number: str,
+        provider: str,
+        callback_url: str | None,
+        summary: dict[str, Any],
+    ) -> float | None:
+        """Record a new task as ``processing``; return the average processing time in ms, if known."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(self.key("task:status", message_id), TaskStatus.PROCESSING, ex=self.ttl.status)
+        metadata = go_json({"user_number": user_number, "provider": provider})
+        pipe.set(self.key("task:metadata", message_id), metadata, ex=self.ttl.status)
+        pipe.set(self.key("task:summary", message_id), go_json(summary), ex=self.ttl.status)
+        if callback_url:
+            pipe.set(self.key("callback:url", message_id), callback_url, ex=self.ttl.status)
+        pipe.get(self.prefix + "stats:processing_ms")
+        replies = self._run(pipe.execute)
+        average = replies[-1]
+        return float(average) if average else None
+
+    # --- worker -------------------------------------------------------------------------------
+    def mark_processing(self, message_id: str, *, error: str | None = None) -> None:
+        """(Re)start a task; a transient error of a previous attempt is kept for debugging."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(self.key("task:status", message_id), TaskStatus.PROCESSING, ex=self.ttl.status)
+        if error:
+            pipe.set(self.key("task:error", message_id), error, ex=self.ttl.status)
+        self._run(pipe.execute)
+
+    def mark_failed(
+        self,
+        message_id: str,
+        *,
+        error: str,
+        error_code: str,
+        retry_after: float | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """End a task ``failed`` with a reason a client can act on."""
+        summary = self.read_summary(message_id)
+        summary.update(extra or {})
+        summary.update({"error_code": error_code, "finished_at": _now()})
+        if retry_after is not None:
+            summary["retry_after"] = int(retry_after)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(self.key("task:error", message_id), error, ex=self.ttl.status)
+        pipe.set(self.key("task:summary", message_id), go_json(summary), ex=self.ttl.status)
+        pipe.set(self.key("task:status", message_id), TaskStatus.FAILED, ex=self.ttl.status)
+        self._run(pipe.execute)
+
+    def save_result(
+        self,
+        message_id: str,
+        *,
+        user_number: str,
+        data: dict[str, Any],
+        summary: dict[str, Any],
+    ) -> None:
+        """Store the result, then flip the status to ``completed`` (the Go order)."""
+        merged = self.read_summary(message_id)
+        merged.update(summary)
+        merged["finished_at"] = _now()
+        double_encoded = json.dumps(go_json(data).decode(), ensure_ascii=False)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(self.key("task:result", message_id), double_encoded, ex=self.ttl.result)
+        pipe.set(self.key("task:summary", message_id), go_json(merged), ex=self.ttl.status)
+        pipe.set(self.key("task:status", message_id), TaskStatus.COMPLETED, ex=self.ttl.status)
+        pipe.set(
+            self.key("user:last_activity", user_number),
+            datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            ex=self.ttl.user_activity,
+        )
+        self._run(pipe.execute)
+        if isinstance(merged.get("processing_time_ms"), int | float):
+            self._record_processing_time(float(merged["processing_time_ms"]))
+
+    def _record_processing_time(self, sample_ms: float) -> None:
+        key = self.prefix + "stats:processing_ms"
+        current = self._run(lambda: self.client.get(key))
+        average = (
+            sample_ms
+            if current is None
+            else ((1 - _AVERAGE_WEIGHT) * float(current) + _AVERAGE_WEIGHT * sample_ms)
+        )
+        self._run(lambda: self.client.set(key, f"{average:.1f}", ex=self.ttl.thread))
+
+    def touch_thread(self, user_number: str, *, new_messages: int) -> dict[str, Any]:
+        """Get or create the user's thread record and count the messages sent to it."""
+        key = self.key("thread", user_number)
+        raw = self._run(lambda: self.client.get(key))
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        record: dict[str, Any]
+        try:
+            record = json.loads(raw) if raw else {}
+        except ValueError:
+            record = {}
+        if not isinstance(record, dict) or not record.get("thread_id"):
+            record = {"thread_id": user_number, "user_id": user_number, "created_at": now, "message_count": 0}
+        record["last_used_at"] = now
+        record["message_count"] = int(record.get("message_count") or 0) + new_messages
+        ordered = {
+            k: record[k] for k in ("thread_id", "user_id", "created_at", "last_used_at", "message_count")
+        }
+        self._run(lambda: self.client.set(key, go_json(ordered), ex=self.ttl.thread))
+        return ordered
+
+    # --- polling ------------------------------------------------------------------------------
+    def read_summary(self, message_id: str) -> dict[str, Any]:
+        raw = self._run(lambda: self.client.get(self.key("task:summary", message_id)))
+        return _json_object(raw)
+
+    def read_task(self, message_id: str) -> TaskView | None:
+        """The task's state, or ``None`` when the id is unknown or expired."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(self.key("task:status", message_id))
+        pipe.get(self.key("task:result", message_id))
+        pipe.get(self.key("task:error", message_id))
+        pipe.get(self.key("task:summary", message_id))
+        status, result, error, summary = self._run(pipe.execute)
+        if status is None:
+            return None
+        data, unreadable = _decode_result(result)
+        return TaskView(
+            status=status, data=data, data_unreadable=unreadable, error=error, summary=_json_object(summary)
+        )
+
+    def callback_url(self, message_id: str) -> str | None:
+        value = self._run(lambda: self.client.get(self.key("callback:url", message_id)))
+        return str(value) if value else None
+
+    def last_activity(self, user_number: str) -> tuple[str, int] | None:
+        key = self.key("user:last_activity", user_number)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(key)
+        pipe.ttl(key)
+        value, ttl = self._run(pipe.execute)
+        if value is None:
+            return None
+        return str(value), int(ttl) if ttl is not None and int(ttl) >= 0 else self.ttl.user_activity
+
+    def ping(self) -> None:
+        self._run(self.client.ping)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _json_object(raw: str | bytes | None) -> dict[str, Any]:
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _decode_result(raw: str | None) -> tuple[dict[str, Any] | None, bool]:
+    """Undo Go's double encoding; tolerate a single-encoded object written by other tools."""
+    if raw is None:
+        return None, False
+    try:
+        value = json.loads(raw)
+        if isinstance(value, str):
+            value = json.loads(value)
+    except ValueError:
+        return None, True
+    return (value, False) if isinstance(value, dict) else (None, True)
+
+
+def build_redis(
+    url: str | None, *, connect_timeout: float, operation_timeout: float, pool_size: int
+) -> redis.Redis:
+    """A Redis client for ``url``, or an embedded in-process fakeredis when ``url`` is None."""
+    if url is None:
+        import fakeredis
+
+        return fakeredis.FakeRedis(server=_embedded_server(), decode_responses=True)
+    return redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_connect_timeout=connect_timeout,
+        socket_timeout=operation_timeout,
+        max_connections=pool_size,
+        health_check_interval=30,
+        retry_on_timeout=False,
+    )
+
+
+_EMBEDDED: list[Any] = []
+
+
+def _embedded_server() -> Any:
+    """One fakeredis server per process, so every function of the local stack sees the same data."""
+    if not _EMBEDDED:
+        import fakeredis
+
+        _EMBEDDED.append(fakeredis.FakeServer())
+    return _EMBEDDED[0]
