@@ -93,7 +93,9 @@ class _IdentityTokens:
                 import google.oauth2.id_token
 
                 request = google.auth.transport.requests.Request()
-                self._token = google.oauth2.id_token.fetch_id_token(request, self._audience)
+                self._token = str(
+                    google.oauth2.id_token.fetch_id_token(request, self._audience)  # type: ignore[no-untyped-call]
+                )
                 self._expires_at = time.time() + 3600
             return self._token
 
@@ -121,7 +123,7 @@ class RetryPolicy:
 
     def backoff(self, failures: int) -> float:
         """Delay before the next attempt after ``failures`` failed ones (1, 2, 4... x initial)."""
-        return min(self.initial_delay_s * 2 ** max(failures - 1, 0), self.max_delay_s)
+        return min(self.initial_delay_s * 2.0 ** max(failures - 1, 0), self.max_delay_s)
 
 
 class Bridge:
@@ -206,7 +208,8 @@ class RabbitConsumer:
         self.reconnect_max_delay_s = reconnect_max_delay_s
         self.shutdown_grace_s = shutdown_grace_s
         self._parameters = connection_parameters(url, timeout=10.0)
-        self._parameters.client_properties = {"connection_name": f"eai-bridge-{socket.gethostname()}"}
+        self.connection_name = f"eai-bridge-{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        self._parameters.client_properties = {"connection_name": self.connection_name}
         self._pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="bridge")
         self._stop = threading.Event()
         self._in_flight = 0
@@ -345,7 +348,9 @@ class MemoryConsumer:
             if not self._slots.acquire(timeout=0.5):
                 continue
             message = self.broker.get(timeout=0.5)
-            if message is None:
+            if message is None or self._stop.is_set():
+                if message is not None:
+                    self.broker.schedule(message, delay=0)  # hand it back, unprocessed
                 self._slots.release()
                 continue
             self._pool.submit(self._handle, message)

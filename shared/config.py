@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(
         32_000, ge=1, validation_alias=_env("MAX_MESSAGE_BYTES", "GOOGLE_AGENT_ENGINE_MAX_MESSAGE_LENGTH")
     )
-    webhook_success_status: Literal[201, 202] = Field(202, validation_alias=_env("WEBHOOK_SUCCESS_STATUS"))
+    webhook_success_status: int = Field(202, validation_alias=_env("WEBHOOK_SUCCESS_STATUS"))
 
     # --- Redis ------------------------------------------------------------------------------
     redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL", "REDIS_DSN"))
@@ -141,6 +141,13 @@ class Settings(BaseSettings):
     )
     log_format: Literal["json", "text"] = Field("json", validation_alias=_env("LOG_FORMAT"))
 
+    @field_validator("webhook_success_status")
+    @classmethod
+    def _accepted_status(cls, value: int) -> int:
+        if value not in (201, 202):
+            raise ValueError("must be 202 (default) or 201 (for clients of the Go gateway)")
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
@@ -155,6 +162,9 @@ class Settings(BaseSettings):
     def embedded(self) -> bool:
         """True when neither Redis nor RabbitMQ is configured: run on in-process backends."""
         return self.redis_url is None and self.rabbitmq_url is None
+
+
+_SECRET_NAME = re.compile(r"URL|DSN|TOKEN|KEY|SECRET|PASSWORD|ACCOUNT", re.IGNORECASE)
 
 
 def env_name(settings_cls: type[BaseSettings], field_name: str) -> str:
@@ -174,7 +184,8 @@ def load_settings(**overrides: Any) -> Settings:
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else "?"
             name = env_name(Settings, field) if field in Settings.model_fields else field
-            problems.append(f"{name}: {error['msg']} (got {error.get('input')!r})")
+            shown = "<hidden>" if _SECRET_NAME.search(name) else repr(error.get("input"))
+            problems.append(f"{name}: {error['msg']} (got {shown})")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
 
 

@@ -118,16 +118,20 @@ class Router:
             return error_response(
                 404, "Not Found", "The requested endpoint does not exist", path=request.path
             )
-        handler = methods.get(request.method) or (methods.get("GET") if request.method == "HEAD" else None)
-        if handler is None:
-            allowed = ", ".join(sorted(methods))
-            return error_response(
-                405,
-                "Method Not Allowed",
-                f"{request.method} is not allowed here; use {allowed}",
-                headers={"Allow": allowed},
-            )
-        return handler(request)
+        chosen = methods.get(request.method) or (methods.get("GET") if request.method == "HEAD" else None)
+        if chosen is None:
+            return self._not_allowed(request, methods)
+        return chosen(request)
+
+    @staticmethod
+    def _not_allowed(request: flask.Request, methods: dict[str, Handler]) -> flask.Response:
+        allowed = ", ".join(sorted(methods))
+        return error_response(
+            405,
+            "Method Not Allowed",
+            f"{request.method} is not allowed here; use {allowed}",
+            headers={"Allow": allowed},
+        )
 
 
 def request_id() -> str:

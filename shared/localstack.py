@@ -18,7 +18,8 @@ from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from shared.config import ConfigError, Settings, load_settings
+from shared.config import Settings, load_settings
+from shared.errors import ConfigError
 from shared.observability import configure_logging
 from shared.runtime import Runtime, build_bridge_consumer, build_runtime, set_runtime
 
@@ -35,7 +36,7 @@ def load_function(name: str) -> WSGIApp:
     """Build function ``name`` exactly as functions-framework does in production."""
     import functions_framework
 
-    app: WSGIApp = functions_framework.create_app(
+    app: WSGIApp = functions_framework.create_app(  # type: ignore[no-untyped-call]
         target=name, source=str(ROOT / "functions" / name / "main.py"), signature_type="http"
     )
     return app
@@ -67,6 +68,10 @@ class LocalStack:
             host or settings.host, settings.port if port is None else port, app, threaded=True
         )
         self.port = self.server.server_port
+        if not settings.worker_url:
+            # The bridge drives the worker mounted on this very server.
+            worker_url = f"http://127.0.0.1:{self.port}{WORKER_PATH}"
+            self.runtime.settings = settings.model_copy(update={"worker_url": worker_url})
         self.consumer = build_bridge_consumer(self.runtime)
         self._threads: list[threading.Thread] = []
 
@@ -91,14 +96,12 @@ class LocalStack:
 
 
 def _prepare_environment() -> None:
-    """Defaults that only make sense locally: the mock agent and a worker on this port."""
+    """Defaults that only make sense locally: the mock agent when no backend is configured."""
     embedded = not os.environ.get("REDIS_URL", os.environ.get("REDIS_DSN")) and not os.environ.get(
         "RABBITMQ_URL"
     )
     if embedded:
         os.environ.setdefault("AGENT_PROVIDER", "mock")
-    port = os.environ.get("PORT", "8000")
-    os.environ.setdefault("WORKER_URL", f"http://127.0.0.1:{port}{WORKER_PATH}")
 
 
 def _banner(stack: LocalStack) -> str:

@@ -1,0 +1,44 @@
+# The README's two commands are `make run` and `make test`; the rest are helpers.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+
+.PHONY: run test lint typecheck unit integration openapi bridge clean
+
+$(VENV)/.runtime: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+run: $(VENV)/.runtime ## serve the whole API on $(PORT) (embedded backends unless REDIS_URL/RABBITMQ_URL are set)
+	PORT=$(PORT) $(PY) -m shared.localstack
+
+test: $(VENV)/.dev lint typecheck ## lint, type-check, then every test (needs Redis and RabbitMQ on 127.0.0.1)
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(VENV)/.dev
+	$(VENV)/bin/mypy shared functions tests
+
+unit: $(VENV)/.dev
+	$(PY) -m pytest -q tests/unit
+
+integration: $(VENV)/.dev
+	$(PY) -m pytest -q -m integration
+
+openapi: $(VENV)/.runtime ## regenerate the checked-in OpenAPI document
+	$(PY) -m shared.openapi > openapi.json
+
+bridge: $(VENV)/.runtime ## run the queue bridge alone (RABBITMQ_URL, REDIS_URL, WORKER_URL)
+	$(PY) -m shared.bridge
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache dist
