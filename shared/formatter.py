@@ -197,7 +197,7 @@ class _Renderer:
     def code_block(self, node: SyntaxTreeNode) -> str:
         # Indented text is kept exactly as written: it is rarely meant as code in a chat reply.
         if node.map is not None and node.parent is not None and node.parent.is_root:
-            return "\n".join(self.lines[node.map[0] : node.map[1]]).rstrip("\n ")
+            return _strip_line_ends("\n".join(self.lines[node.map[0] : node.map[1]])).rstrip("\n")
         return "\n".join("    " + line for line in node.content.rstrip("\n").split("\n"))
 
     def blockquote(self, node: SyntaxTreeNode) -> str:
