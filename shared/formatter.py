@@ -11,6 +11,13 @@ Markdown: such text only gets the whitespace cleanup (at most one blank line in 
 spaces on lines, no leading/trailing blank space overall). It never raises and never truncates:
 long results go through :func:`split_for_whatsapp`.
 
+Where it differs from the Go formatter on purpose: double quotes are kept (Go turns them into
+single quotes, even in code); ``{r'\"X\"'}`` repr leaks become ``"X"``; ``2 * 3`` and intraword
+``x*y*z`` stay as written (WhatsApp cannot style inside a word); bold inside a header is not nested;
+a blank line before a header is kept; table cells are padded by characters, empty cells are kept
+and styling markers are dropped inside the monospace table; code content, including its
+whitespace, is never touched (Go's cleanup ran over it); nothing is truncated.
+
 :func:`split_for_whatsapp` cuts an already formatted text into parts of at most ``limit``
 characters, at the best boundary available: paragraph, then line, then sentence, then word, never
 inside a ````` ``` ````` block when that can be avoided.
