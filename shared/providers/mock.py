@@ -1,0 +1,67 @@
+"""A deterministic in-process agent for local runs and end-to-end tests.
+
+Texts starting with ``FAIL_TRANSIENT`` raise :class:`AgentUnavailable` and texts starting with
+``FAIL_PERMANENT`` raise :class:`AgentRejected`, so the worker's failure paths can be exercised
+through the whole stack without a real agent.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from shared.errors import AgentRejected, AgentUnavailable
+from shared.providers.base import AgentMessage, AgentReply, AgentRequest, HistoryMessage
+
+FAIL_TRANSIENT = "FAIL_TRANSIENT"
+FAIL_PERMANENT = "FAIL_PERMANENT"
+
+
+class MockProvider:
+    """Echoes the user's text through ``reply_template`` after ``latency_ms``."""
+
+    name = "mock"
+
+    def __init__(self, latency_ms: float = 0, reply_template: str = "Você disse: {text}") -> None:
+        if latency_ms < 0:
+            raise ValueError(f"latency_ms must be >= 0, got {latency_ms}")
+        self.latency_ms = latency_ms
+        self.reply_template = reply_template
+
+    def _sleep(self) -> None:
+        if self.latency_ms:
+            time.sleep(self.latency_ms / 1000)
+
+    def send(self, request: AgentRequest) -> AgentReply:
+        self._sleep()
+        if request.text.startswith(FAIL_TRANSIENT):
+            raise AgentUnavailable("mock: simulated transient failure")
+        if request.text.startswith(FAIL_PERMANENT):
+            raise AgentRejected("mock: simulated permanent failure")
+        reply = self.reply_template.format(text=request.text)
+        input_tokens = len(request.text.split())
+        output_tokens = len(reply.split())
+        messages: list[AgentMessage] = [
+            {"type": "human", "id": f"mock-human-{request.message_id}", "content": request.text},
+            {
+                "type": "ai",
+                "id": f"mock-ai-{request.message_id}",
+                "content": reply,
+                "response_metadata": {
+                    "model_name": "mock",
+                    "finish_reason": "STOP",
+                    "usage_metadata": {
+                        "input_tokens": input_tokens,
+                        "output_tokens": output_tokens,
+                        "total_tokens": input_tokens + output_tokens,
+                    },
+                },
+            },
+        ]
+        return AgentReply(messages=messages, provider=self.name)
+
+    def add_history(
+        self, thread_id: str, messages: list[HistoryMessage], reasoning_engine_id: str | None
+    ) -> dict[str, Any]:
+        self._sleep()
+        return {"status": "history updated"}
