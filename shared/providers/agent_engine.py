@@ -100,14 +100,28 @@ class _TokenSource:
 
     def _load(self) -> Any:
         import google.auth
+        from google.auth import exceptions as auth_exceptions
 
-        if self._info is not None:
-            credentials, _ = google.auth.load_credentials_from_dict(  # type: ignore[no-untyped-call]
+        if self._info is None:
+            credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
+            return credentials
+        kind = self._info.get("type")
+        # Type-specific loaders only: a generic loader would accept any credential configuration.
+        if kind == "service_account":
+            from google.oauth2 import service_account
+
+            return service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
                 self._info, scopes=[CLOUD_PLATFORM_SCOPE]
             )
-        else:
-            credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
-        return credentials
+        if kind == "authorized_user":
+            from google.oauth2 import credentials as user_credentials
+
+            return user_credentials.Credentials.from_authorized_user_info(  # type: ignore[no-untyped-call]
+                self._info, scopes=[CLOUD_PLATFORM_SCOPE]
+            )
+        raise auth_exceptions.DefaultCredentialsError(  # type: ignore[no-untyped-call]
+            f"credentials_json type must be 'service_account' or 'authorized_user'; found {kind!r}"
+        )
 
     def token(self) -> str:
         from google.auth import exceptions as auth_exceptions
