@@ -86,3 +86,15 @@ def test_retry_after_parsing():
 def test_status_classification(status, body, expected):
     response = httpx.Response(status, text=body)
     assert isinstance(_http.error_for_status("p", response, body), expected)
+
+
+def test_provider_modules_do_not_import_google_at_import_time():
+    import subprocess
+    import sys
+
+    code = ("import sys, shared.providers.agent_engine, shared.providers.resilience, "
+            "shared.transform; "
+            "print(any(m.startswith(('google.auth', 'google.oauth2')) for m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "False"
