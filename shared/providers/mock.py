@@ -1,4 +1,9 @@
-"""A deterministic agent for local runs and tests."""
+"""A deterministic in-process agent for local runs and end-to-end tests.
+
+Texts starting with ``FAIL_TRANSIENT`` raise :class:`AgentUnavailable` and texts starting with
+``FAIL_PERMANENT`` raise :class:`AgentRejected`, so the worker's failure paths can be exercised
+through the whole stack without a real agent.
+"""
 
 from __future__ import annotations
 
@@ -6,32 +11,37 @@ import time
 from typing import Any
 
 from shared.errors import AgentRejected, AgentUnavailable
-from shared.providers.base import AgentReply, AgentRequest, HistoryMessage
+from shared.providers.base import AgentMessage, AgentReply, AgentRequest, HistoryMessage
+
+FAIL_TRANSIENT = "FAIL_TRANSIENT"
+FAIL_PERMANENT = "FAIL_PERMANENT"
 
 
 class MockProvider:
-    """Answers ``reply_template`` filled with the user's text after ``latency_ms``.
-
-    A text starting with ``FAIL_TRANSIENT`` raises :class:`AgentUnavailable` and one starting with
-    ``FAIL_PERMANENT`` raises :class:`AgentRejected`, so failure paths can be exercised end to end.
-    """
+    """Echoes the user's text through ``reply_template`` after ``latency_ms``."""
 
     name = "mock"
 
     def __init__(self, latency_ms: float = 0, reply_template: str = "Você disse: {text}") -> None:
+        if latency_ms < 0:
+            raise ValueError(f"latency_ms must be >= 0, got {latency_ms}")
         self.latency_ms = latency_ms
         self.reply_template = reply_template
 
-    def send(self, request: AgentRequest) -> AgentReply:
+    def _sleep(self) -> None:
         if self.latency_ms:
             time.sleep(self.latency_ms / 1000)
-        if request.text.startswith("FAIL_TRANSIENT"):
-            raise AgentUnavailable("mock agent asked to fail transiently")
-        if request.text.startswith("FAIL_PERMANENT"):
-            raise AgentRejected("mock agent asked to fail permanently")
+
+    def send(self, request: AgentRequest) -> AgentReply:
+        self._sleep()
+        if request.text.startswith(FAIL_TRANSIENT):
+            raise AgentUnavailable("mock: simulated transient failure")
+        if request.text.startswith(FAIL_PERMANENT):
+            raise AgentRejected("mock: simulated permanent failure")
         reply = self.reply_template.format(text=request.text)
-        words_in, words_out = len(request.text.split()), len(reply.split())
-        messages: list[dict[str, Any]] = [
+        input_tokens = len(request.text.split())
+        output_tokens = len(reply.split())
+        messages: list[AgentMessage] = [
             {"type": "human", "id": f"mock-human-{request.message_id}", "content": request.text},
             {
                 "type": "ai",
@@ -41,9 +51,9 @@ class MockProvider:
                     "model_name": "mock",
                     "finish_reason": "STOP",
                     "usage_metadata": {
-                        "input_tokens": words_in,
-                        "output_tokens": words_out,
-                        "total_tokens": words_in + words_out,
+                        "input_tokens": input_tokens,
+                        "output_tokens": output_tokens,
+                        "total_tokens": input_tokens + output_tokens,
                     },
                 },
             },
@@ -53,4 +63,5 @@ class MockProvider:
     def add_history(
         self, thread_id: str, messages: list[HistoryMessage], reasoning_engine_id: str | None
     ) -> dict[str, Any]:
-        return {"output": {"message": None, "status": "history updated", "status_code": 200}}
+        self._sleep()
+        return {"status": "history updated"}

@@ -1,0 +1,117 @@
+"""Any OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, Ollama, LiteLLM...).
+
+``POST {base_url}/chat/completions`` with ``[system?, user]``; the first choice becomes one ``ai``
+message whose ``response_metadata`` carries the model name, finish reason and token usage in the
+shape the transform reads. No conversation memory: ``add_history`` is rejected.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from shared.errors import AgentRejected, ConfigError
+from shared.providers import _http
+from shared.providers._messages import text_reply_message
+from shared.providers.base import AgentMessage, AgentReply, AgentRequest, HistoryMessage
+
+_PROVIDER = "openai"
+
+
+class OpenAICompatibleProvider:
+    """An :class:`~shared.providers.base.AgentProvider` for chat-completions APIs."""
+
+    name = _PROVIDER
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        model: str,
+        system_prompt: str | None = None,
+        *,
+        timeout_s: float,
+        http_client: httpx.Client | None = None,
+    ) -> None:
+        if not base_url or not model:
+            raise ConfigError(
+                f"OpenAICompatibleProvider needs base_url and model; found "
+                f"base_url={base_url!r}, model={model!r}"
+            )
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.system_prompt = system_prompt
+        self.timeout_s = timeout_s
+        self._api_key = api_key
+        self._client = http_client or httpx.Client(timeout=timeout_s)
+
+    def request_body(self, text: str) -> dict[str, Any]:
+        messages = []
+        if self.system_prompt:
+            messages.append({"role": "system", "content": self.system_prompt})
+        messages.append({"role": "user", "content": text})
+        return {"model": self.model, "messages": messages}
+
+    def send(self, request: AgentRequest) -> AgentReply:
+        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        text = _http.call(
+            _PROVIDER, self._client, "POST", f"{self.base_url}/chat/completions",
+            headers=headers, json_body=self.request_body(request.text), timeout=self.timeout_s,
+        )
+        _, body = _http.parse_json(text.strip())
+        try:
+            choice = body["choices"][0]
+            message = choice["message"]
+        except (KeyError, IndexError, TypeError) as exc:
+            raise AgentRejected(
+                f"{_PROVIDER}: unexpected answer, expected choices[0].message: "
+                f"{_http.excerpt(text)}"
+            ) from exc
+        content = message.get("content") if isinstance(message, dict) else None
+        reasoning = message.get("reasoning_content") if isinstance(message, dict) else None
+        ai = text_reply_message(content if isinstance(content, str) else "",
+                                str(body.get("id") or f"openai-ai-{request.message_id}"))
+        if isinstance(reasoning, str) and reasoning:
+            ai["content"] = [
+                {"type": "thinking", "thinking": reasoning},
+                {"type": "text", "text": ai["content"]},
+            ]
+        ai["response_metadata"] = {
+            "model_name": body.get("model") or self.model,
+            "finish_reason": choice.get("finish_reason"),
+            "usage_metadata": _usage(body.get("usage")),
+        }
+        human: AgentMessage = {
+            "type": "human", "id": f"openai-human-{request.message_id}", "content": request.text,
+        }
+        return AgentReply([human, ai], self.name)
+
+    def add_history(
+        self, thread_id: str, messages: list[HistoryMessage], reasoning_engine_id: str | None
+    ) -> dict[str, Any]:
+        raise AgentRejected(
+            "history not supported by openai provider", error_code="UNSUPPORTED_OPERATION"
+        )
+
+
+def _usage(usage: Any) -> dict[str, Any] | None:
+    """OpenAI usage -> LangChain ``usage_metadata`` (reasoning tokens split out of the output)."""
+    if not isinstance(usage, dict):
+        return None
+    prompt = int(usage.get("prompt_tokens") or 0)
+    completion = int(usage.get("completion_tokens") or 0)
+    result: dict[str, Any] = {
+        "input_tokens": prompt,
+        "output_tokens": completion,
+        "total_tokens": int(usage.get("total_tokens") or prompt + completion),
+    }
+    details = usage.get("completion_tokens_details")
+    if isinstance(details, dict) and details.get("reasoning_tokens"):
+        reasoning = int(details["reasoning_tokens"])
+        result["output_tokens"] = max(0, completion - reasoning)
+        result["output_token_details"] = {"reasoning": reasoning}
+    cached = usage.get("prompt_tokens_details")
+    if isinstance(cached, dict) and cached.get("cached_tokens"):
+        result["input_token_details"] = {"cache_read": int(cached["cached_tokens"])}
+    return result
