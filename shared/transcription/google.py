@@ -141,18 +141,24 @@ class GoogleTranscriber:
         return transcript_from_segments(segments, PROVIDER)
 
     def _payloads(self, path: Path) -> list[bytes]:
-        """The file itself when short enough, else FLAC chunks of at most ``chunk_seconds``."""
+        """The file itself when short enough, else FLAC chunks of at most ``chunk_seconds``.
+
+        The duration comes from the header when soundfile can read it, else from decoding (PyAV).
+        A file no local decoder reads is sent as is when it fits the inline limit.
+        """
         size = path.stat().st_size
         duration = pcm.probe_duration(path)
-        if duration is not None and duration <= self.chunk_seconds and size <= INLINE_MAX_BYTES:
+        fits_inline = size <= INLINE_MAX_BYTES
+        if duration is not None and duration <= self.chunk_seconds and fits_inline:
             return [path.read_bytes()]
         try:
             samples = pcm.decode_pcm16(path)
         except TranscriptionError:
-            if duration is None and size <= INLINE_MAX_BYTES:
-                # A format only Google can decode here (e.g. M4A without PyAV): send it as is.
-                return [path.read_bytes()]
+            if duration is None and fits_inline:
+                return [path.read_bytes()]  # e.g. M4A without PyAV: let Google decode it
             raise
+        if samples.size <= self.chunk_seconds * pcm.TARGET_RATE and fits_inline:
+            return [path.read_bytes()]
         bounds = pcm.split_bounds(samples, pcm.TARGET_RATE, self.chunk_seconds)
         return [pcm.encode_flac(samples[start:end], pcm.TARGET_RATE) for start, end in bounds]
 

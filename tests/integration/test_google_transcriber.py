@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import shutil
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -261,3 +263,35 @@ def test_credentials_raw_and_base64_json_parse(monkeypatch):
     assert load_credentials(None) is None
     sentinel = object()
     assert load_credentials(sentinel) is sentinel
+
+
+needs_ffmpeg = pytest.mark.skipif(
+    shutil.which("ffmpeg") is None, reason="needs ffmpeg (apt-get install -y ffmpeg)"
+)
+
+
+def _m4a(tmp_path: Path, seconds: float) -> Path:
+    wav = _write(tmp_path / "src.wav", _tone_with_pauses(seconds, 44_100), 44_100, "WAV", "PCM_16")
+    out = tmp_path / "a.m4a"
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-y", "-i", str(wav), "-c:a", "aac", str(out)], check=True
+    )
+    return out
+
+
+@needs_ffmpeg
+def test_short_m4a_sent_as_is(fake, transcriber, tmp_path):
+    path = _m4a(tmp_path, 5.0)
+    transcriber.transcribe(path, "audio/mp4")
+    assert [r.content for r in fake.requests] == [path.read_bytes()]
+
+
+@needs_ffmpeg
+def test_long_m4a_decoded_with_pyav_and_chunked(fake, transcriber, tmp_path):
+    pytest.importorskip("av", reason="PyAV decodes containers libsndfile cannot read")
+    path = _m4a(tmp_path, 70.0)
+    transcriber.transcribe(path, "audio/mp4")
+    assert len(fake.requests) == 2
+    assert all(r.content[:4] == b"fLaC" for r in fake.requests)
+    total = sum(len(soundfile.read(io.BytesIO(r.content))[0]) for r in fake.requests) / 16_000
+    assert total == pytest.approx(70.0, abs=0.2)

@@ -114,3 +114,13 @@ def test_pauses_split_segments(transcriber, voice_note, tmp_path):
     for segment in transcript.segments:
         assert set(DIGITS) <= set(segment.split())
     assert transcript.text == " ".join(transcript.segments)
+
+
+@needs_tools
+def test_m4a_decoded_with_pyav(transcriber, voice_note, tmp_path):
+    pytest.importorskip("av", reason="PyAV decodes M4A/AAC, which libsndfile cannot read")
+    m4a = tmp_path / "digits.m4a"
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-y", "-i", str(voice_note), "-c:a", "aac", str(m4a)], check=True
+    )
+    assert set(DIGITS) <= set(transcriber.transcribe(m4a, "audio/mp4").text.split())
