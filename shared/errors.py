@@ -109,3 +109,27 @@ class UnsafeURL(PermanentError):
     """An outbound URL points to a place the gateway must not reach (SSRF guard)."""
 
     error_code = "UNSAFE_URL"
+
+
+class InvalidAudio(DownloadError):
+    """The downloaded file is not audio (e.g. an HTML error page served under an ``.ogg`` URL)."""
+
+    error_code = "INVALID_AUDIO"
+
+
+class AudioTooLarge(DownloadError):
+    """The audio file is larger than the configured download cap."""
+
+    error_code = "AUDIO_TOO_LARGE"
+
+
+class NoSpeechRecognised(TranscriptionError):
+    """The audio was decoded but no speech was recognised in it."""
+
+    error_code = "NO_SPEECH"
+
+
+class TranscriptionUnavailable(TransientError):
+    """The speech service is unavailable or overloaded for now."""
+
+    error_code = "TRANSCRIPTION_UNAVAILABLE"
