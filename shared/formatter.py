@@ -352,9 +352,7 @@ def to_whatsapp(markdown: str) -> str:
     """Convert agent Markdown to WhatsApp formatting. Apply once; see the module docstring."""
     env: dict[str, Any] = {}
     tokens = _PARSER.parse(markdown, env)
-    renderer = _Renderer(
-        lines=markdown.replace("\r\n", "\n").replace("\r", "\n").split("\n"), env=env
-    )
+    renderer = _Renderer(lines=markdown.replace("\r\n", "\n").replace("\r", "\n").split("\n"), env=env)
     body = renderer.blocks(SyntaxTreeNode(tokens).children).strip()
     notes = renderer.footnotes()
     if notes:

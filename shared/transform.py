@@ -139,10 +139,18 @@ def _convert(message: dict[str, Any], step_id: str, out: list[GatewayMessage]) -
     thinking = _thinking_text(content)
     reasoning_tokens = _int(_as_dict(_as_dict(usage).get("output_token_details")).get("reasoning"))
     if thinking:
-        out.append(_sorted({
-            **base, "message_type": "reasoning_message", "id": f"thinking-{original_id}",
-            "source": "reasoner_model", "reasoning": thinking, "signature": None,
-        }))
+        out.append(
+            _sorted(
+                {
+                    **base,
+                    "message_type": "reasoning_message",
+                    "id": f"thinking-{original_id}",
+                    "source": "reasoner_model",
+                    "reasoning": thinking,
+                    "signature": None,
+                }
+            )
+        )
     elif reasoning_tokens > 0:
         if tool_calls:
             tool_name = tool_calls[0].get("name") or "unknown"
@@ -151,19 +159,34 @@ def _convert(message: dict[str, Any], step_id: str, out: list[GatewayMessage]) -
             summary = "Processando resposta para o usuário"
         else:
             summary = "Processando..."
-        out.append(_sorted({
-            **base, "message_type": "reasoning_message", "id": f"reasoning-{original_id}",
-            "source": "reasoner_model", "reasoning": summary, "signature": None,
-        }))
+        out.append(
+            _sorted(
+                {
+                    **base,
+                    "message_type": "reasoning_message",
+                    "id": f"reasoning-{original_id}",
+                    "source": "reasoner_model",
+                    "reasoning": summary,
+                    "signature": None,
+                }
+            )
+        )
     for call in tool_calls:
-        out.append(_sorted({
-            **base, "message_type": "tool_call_message", "id": f"tool-{call.get('id')}",
-            "content": None,
-            "tool_call": {
-                "name": call.get("name"), "arguments": call.get("args"),
-                "tool_call_id": call.get("id"),
-            },
-        }))
+        out.append(
+            _sorted(
+                {
+                    **base,
+                    "message_type": "tool_call_message",
+                    "id": f"tool-{call.get('id')}",
+                    "content": None,
+                    "tool_call": {
+                        "name": call.get("name"),
+                        "arguments": call.get("args"),
+                        "tool_call_id": call.get("id"),
+                    },
+                }
+            )
+        )
     if text:
         out.append(_sorted({**base, "message_type": "assistant_message", "content": text}))
 
@@ -192,20 +215,24 @@ def to_gateway_messages(
         model = metadata.get("model_name")
         if isinstance(model, str) and model and model not in model_names:
             model_names.append(model)
-    out.append(_sorted({
-        "message_type": "usage_statistics",
-        "completion_tokens": totals.output + totals.reasoning,
-        "thoughts_tokens": totals.reasoning,
-        "prompt_tokens": totals.input,
-        "total_tokens": totals.total,
-        "step_count": len(agent_messages),
-        "steps_messages": None,
-        "run_ids": None,
-        "agent_id": f"user_{user_number}",
-        "processed_at": rfc3339(now),
-        "status": "done",
-        "model_names": model_names,
-    }))
+    out.append(
+        _sorted(
+            {
+                "message_type": "usage_statistics",
+                "completion_tokens": totals.output + totals.reasoning,
+                "thoughts_tokens": totals.reasoning,
+                "prompt_tokens": totals.input,
+                "total_tokens": totals.total,
+                "step_count": len(agent_messages),
+                "steps_messages": None,
+                "run_ids": None,
+                "agent_id": f"user_{user_number}",
+                "processed_at": rfc3339(now),
+                "status": "done",
+                "model_names": model_names,
+            }
+        )
+    )
     return out
 
 

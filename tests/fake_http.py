@@ -51,7 +51,9 @@ class FakeServer:
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 recorded = Recorded(
-                    self.command, self.path, {k.lower(): v for k, v in self.headers.items()},
+                    self.command,
+                    self.path,
+                    {k.lower(): v for k, v in self.headers.items()},
                     self.rfile.read(length) if length else b"",
                 )
                 reply = server._dispatch(recorded)

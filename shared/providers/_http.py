@@ -30,23 +30,24 @@ _BOMS: tuple[tuple[bytes, str], ...] = (
 # google.rpc.Code names that describe a passing condition of the backend (lesson 20: the Reasoning
 # Engine answers 400 FAILED_PRECONDITION when its own connection to the model dropped).
 TRANSIENT_GOOGLE_STATUSES = frozenset(
-    {"UNAVAILABLE", "FAILED_PRECONDITION", "DEADLINE_EXCEEDED", "ABORTED", "RESOURCE_EXHAUSTED",
-     "INTERNAL"}
+    {"UNAVAILABLE", "FAILED_PRECONDITION", "DEADLINE_EXCEEDED", "ABORTED", "RESOURCE_EXHAUSTED", "INTERNAL"}
 )
 # The same codes as numbers (long-running operation errors carry ``code``, not ``status``).
 TRANSIENT_GOOGLE_CODES = frozenset({14, 9, 4, 10, 8, 13})
 
 _TRANSIENT_HTTP = frozenset({408, 429})
 _BODY_EXCERPT = 300
-_UNICODE_ESCAPE = re.compile(r"\\u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})"
-                             r"|\\u([0-9a-fA-F]{4})")
+_UNICODE_ESCAPE = re.compile(
+    r"\\u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})"
+    r"|\\u([0-9a-fA-F]{4})"
+)
 
 
 def decode_body(raw: bytes) -> str:
     """Decode a response body, honouring and removing a leading UTF-8/16/32 byte-order mark."""
     for bom, encoding in _BOMS:
         if raw.startswith(bom):
-            return raw[len(bom):].decode(encoding, errors="replace")
+            return raw[len(bom) :].decode(encoding, errors="replace")
     return raw.decode("utf-8", errors="replace")
 
 
@@ -75,8 +76,7 @@ def unescape_unicode(value: Any) -> Any:
         if "\\u" not in value:
             return value
         text = _UNICODE_ESCAPE.sub(_replace_escape, value)
-        return "".join(ch if not 0xD800 <= ord(ch) <= 0xDFFF else f"\\u{ord(ch):04x}"
-                       for ch in text)
+        return "".join(ch if not 0xD800 <= ord(ch) <= 0xDFFF else f"\\u{ord(ch):04x}" for ch in text)
     if isinstance(value, list):
         return [unescape_unicode(item) for item in value]
     if isinstance(value, dict):
@@ -128,9 +128,7 @@ def error_for_status(provider: str, response: httpx.Response, text: str) -> Exce
     status = google_error_status(body)
     label = f"{provider}: HTTP {code}" + (f" {status}" if status else "") + f": {excerpt(text)}"
     if code in _TRANSIENT_HTTP or code >= 500:
-        return AgentUnavailable(
-            label, retry_after=retry_after_seconds(response.headers.get("retry-after"))
-        )
+        return AgentUnavailable(label, retry_after=retry_after_seconds(response.headers.get("retry-after")))
     if status in TRANSIENT_GOOGLE_STATUSES:
         return AgentUnavailable(label)
     return AgentRejected(label)
@@ -166,7 +164,10 @@ def call(
         all_headers["Content-Type"] = "application/json; charset=utf-8"
     try:
         response = client.request(
-            method, url, content=content, headers=all_headers,
+            method,
+            url,
+            content=content,
+            headers=all_headers,
             timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
         )
     except httpx.HTTPError as exc:

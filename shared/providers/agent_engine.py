@@ -47,8 +47,7 @@ def parse_credentials_json(value: str) -> dict[str, Any]:
         if ok and isinstance(info, dict):
             return info
     raise ConfigError(
-        "credentials_json must be a service-account JSON object, raw or base64-encoded; "
-        "found neither"
+        "credentials_json must be a service-account JSON object, raw or base64-encoded; found neither"
     )
 
 
@@ -74,7 +73,10 @@ class _HttpxAuthRequest:
 
         try:
             response = self._client.request(
-                method, url, content=body, headers=dict(headers or {}),
+                method,
+                url,
+                content=body,
+                headers=dict(headers or {}),
                 timeout=timeout if timeout is not None else 30.0,
             )
         except httpx.HTTPError as exc:
@@ -174,10 +176,13 @@ class AgentEngineProvider:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         missing = [
-            label for label, value in (
-                ("project_id", project_id), ("location", location),
+            label
+            for label, value in (
+                ("project_id", project_id),
+                ("location", location),
                 ("reasoning_engine_id", reasoning_engine_id),
-            ) if not value
+            )
+            if not value
         ]
         if missing:
             raise ConfigError(f"AgentEngineProvider needs {', '.join(missing)}; found empty values")
@@ -197,9 +202,7 @@ class AgentEngineProvider:
 
     def engine_resource(self, reasoning_engine_id: str | None = None) -> str:
         engine = reasoning_engine_id or self.reasoning_engine_id
-        return (
-            f"projects/{self.project_id}/locations/{self.location}/reasoningEngines/{engine}"
-        )
+        return f"projects/{self.project_id}/locations/{self.location}/reasoningEngines/{engine}"
 
     def query_url(self, reasoning_engine_id: str | None = None) -> str:
         return f"{self.base_url}/v1beta1/{self.engine_resource(reasoning_engine_id)}:query"
@@ -217,9 +220,7 @@ class AgentEngineProvider:
         return {
             "classMethod": self.class_method,
             "input": {
-                "input": {
-                    "messages": [{"role": m.role, "content": m.content} for m in messages]
-                },
+                "input": {"messages": [{"role": m.role, "content": m.content} for m in messages]},
                 "config": {"configurable": {"thread_id": thread_id}},
                 "type": "history",
             },
@@ -232,7 +233,12 @@ class AgentEngineProvider:
 
     def _request(self, method: str, url: str, body: Any = None) -> tuple[bool, Any, str]:
         text = _http.call(
-            _PROVIDER, self._client, method, url, headers=self._headers(), json_body=body,
+            _PROVIDER,
+            self._client,
+            method,
+            url,
+            headers=self._headers(),
+            json_body=body,
             timeout=self.timeout_s,
         )
         ok, value = _http.parse_json(text.strip())
@@ -264,9 +270,7 @@ class AgentEngineProvider:
             self._sleep(self.lro_poll_interval_s)
             ok, value, text = self._request("GET", f"{self.base_url}/v1beta1/{name}")
             if not ok:
-                raise AgentRejected(
-                    f"{_PROVIDER}: operation {name} answered non-JSON: {_http.excerpt(text)}"
-                )
+                raise AgentRejected(f"{_PROVIDER}: operation {name} answered non-JSON: {_http.excerpt(text)}")
 
     def _query(self, url: str, body: dict[str, Any]) -> tuple[bool, Any, str]:
         ok, value, text = self._request("POST", url, body)
@@ -299,8 +303,12 @@ class AgentEngineProvider:
         """Cheap readiness probe (lesson 11): ``GET`` the engine resource, never a full query."""
         try:
             _http.call(
-                _PROVIDER, self._client, "GET", f"{self.base_url}/v1beta1/{self.engine_resource()}",
-                headers=self._headers(), timeout=timeout_s,
+                _PROVIDER,
+                self._client,
+                "GET",
+                f"{self.base_url}/v1beta1/{self.engine_resource()}",
+                headers=self._headers(),
+                timeout=timeout_s,
             )
         except (AgentUnavailable, AgentRejected):
             return False
@@ -311,17 +319,18 @@ class AgentEngineProvider:
         if not ok or isinstance(value, str):
             # Lesson 7: an engine answering plain text is an answer, not a broken response.
             content = text.strip() if not ok else value
-            return AgentReply([text_reply_message(content, fallback_id)], self.name,
-                              {"output_has_messages": True})
+            return AgentReply(
+                [text_reply_message(content, fallback_id)], self.name, {"output_has_messages": True}
+            )
         if not isinstance(value, dict) or "output" not in value:
             raise AgentRejected(
-                f"{_PROVIDER}: invalid response format - missing 'output' field: "
-                f"{_http.excerpt(text)}"
+                f"{_PROVIDER}: invalid response format - missing 'output' field: {_http.excerpt(text)}"
             )
         output = value["output"]
         if isinstance(output, str):
-            return AgentReply([text_reply_message(output, fallback_id)], self.name,
-                              {"output_has_messages": True})
+            return AgentReply(
+                [text_reply_message(output, fallback_id)], self.name, {"output_has_messages": True}
+            )
         if not isinstance(output, dict):
             raise AgentRejected(f"{_PROVIDER}: invalid response format - 'output' is not an object")
         raw_messages = output.get("messages")

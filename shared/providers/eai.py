@@ -55,8 +55,13 @@ class EAIProvider:
     def _post(self, path: str, body: dict[str, Any]) -> tuple[bool, Any, str]:
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
         text = _http.call(
-            _PROVIDER, self._client, "POST", f"{self.base_url}{path}", headers=headers,
-            json_body=body, timeout=self.timeout_s,
+            _PROVIDER,
+            self._client,
+            "POST",
+            f"{self.base_url}{path}",
+            headers=headers,
+            json_body=body,
+            timeout=self.timeout_s,
         )
         ok, value = _http.parse_json(text.strip())
         return ok, value, text

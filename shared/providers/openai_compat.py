@@ -56,8 +56,13 @@ class OpenAICompatibleProvider:
     def send(self, request: AgentRequest) -> AgentReply:
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
         text = _http.call(
-            _PROVIDER, self._client, "POST", f"{self.base_url}/chat/completions",
-            headers=headers, json_body=self.request_body(request.text), timeout=self.timeout_s,
+            _PROVIDER,
+            self._client,
+            "POST",
+            f"{self.base_url}/chat/completions",
+            headers=headers,
+            json_body=self.request_body(request.text),
+            timeout=self.timeout_s,
         )
         _, body = _http.parse_json(text.strip())
         try:
@@ -65,13 +70,14 @@ class OpenAICompatibleProvider:
             message = choice["message"]
         except (KeyError, IndexError, TypeError) as exc:
             raise AgentRejected(
-                f"{_PROVIDER}: unexpected answer, expected choices[0].message: "
-                f"{_http.excerpt(text)}"
+                f"{_PROVIDER}: unexpected answer, expected choices[0].message: {_http.excerpt(text)}"
             ) from exc
         content = message.get("content") if isinstance(message, dict) else None
         reasoning = message.get("reasoning_content") if isinstance(message, dict) else None
-        ai = text_reply_message(content if isinstance(content, str) else "",
-                                str(body.get("id") or f"openai-ai-{request.message_id}"))
+        ai = text_reply_message(
+            content if isinstance(content, str) else "",
+            str(body.get("id") or f"openai-ai-{request.message_id}"),
+        )
         if isinstance(reasoning, str) and reasoning:
             ai["content"] = [
                 {"type": "thinking", "thinking": reasoning},
@@ -83,16 +89,16 @@ class OpenAICompatibleProvider:
             "usage_metadata": _usage(body.get("usage")),
         }
         human: AgentMessage = {
-            "type": "human", "id": f"openai-human-{request.message_id}", "content": request.text,
+            "type": "human",
+            "id": f"openai-human-{request.message_id}",
+            "content": request.text,
         }
         return AgentReply([human, ai], self.name)
 
     def add_history(
         self, thread_id: str, messages: list[HistoryMessage], reasoning_engine_id: str | None
     ) -> dict[str, Any]:
-        raise AgentRejected(
-            "history not supported by openai provider", error_code="UNSUPPORTED_OPERATION"
-        )
+        raise AgentRejected("history not supported by openai provider", error_code="UNSUPPORTED_OPERATION")
 
 
 def _usage(usage: Any) -> dict[str, Any] | None:

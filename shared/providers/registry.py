@@ -10,9 +10,7 @@ from shared.providers.base import AgentProvider
 KNOWN_PROVIDERS = ("google_agent_engine", "eai", "openai", "mock")
 
 
-def build_provider(
-    name: str, factories: Mapping[str, Callable[[], AgentProvider]]
-) -> AgentProvider:
+def build_provider(name: str, factories: Mapping[str, Callable[[], AgentProvider]]) -> AgentProvider:
     """Build the provider registered as ``name``.
 
     Raises :class:`UnsupportedProvider` naming the providers this deployment offers.

@@ -74,9 +74,7 @@ class ResilientProvider:
         )
 
     def _wait(self, state: RetryCallState) -> float:
-        exponential = min(
-            self.max_backoff_s, self.initial_backoff_s * 2 ** (state.attempt_number - 1)
-        )
+        exponential = min(self.max_backoff_s, self.initial_backoff_s * 2 ** (state.attempt_number - 1))
         delay = random.uniform(exponential / 2, exponential)  # "equal jitter"
         outcome = state.outcome
         exc = outcome.exception() if outcome is not None else None
@@ -156,9 +154,7 @@ class FallbackChain:
     def add_history(
         self, thread_id: str, messages: list[HistoryMessage], reasoning_engine_id: str | None
     ) -> dict[str, Any]:
-        result, _, _ = self._run(
-            lambda p: p.add_history(thread_id, messages, reasoning_engine_id)
-        )
+        result, _, _ = self._run(lambda p: p.add_history(thread_id, messages, reasoning_engine_id))
         return result
 
 
@@ -214,9 +210,7 @@ class RedisRateLimiter:
 
     def try_acquire(self) -> float:
         """Take a slot if one is free: 0.0 on success, else the seconds until one frees up."""
-        wait_ms = self._script(
-            keys=[self.key], args=[self.max_per_minute, self.window_ms, uuid.uuid4().hex]
-        )
+        wait_ms = self._script(keys=[self.key], args=[self.max_per_minute, self.window_ms, uuid.uuid4().hex])
         return int(wait_ms) / 1000
 
     def acquire(self) -> None:

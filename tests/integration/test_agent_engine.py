@@ -51,18 +51,25 @@ def server(rsa_key: rsa.RSAPrivateKey) -> Iterator[FakeServer]:
         counter = {"n": 0}
 
         def token(request: Recorded) -> Reply:
-            form = dict(
-                pair.split("=", 1) for pair in request.body.decode().split("&")
-            )
+            form = dict(pair.split("=", 1) for pair in request.body.decode().split("&"))
             assert form["grant_type"] == "urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer"
             claims = jwt.decode(
-                form["assertion"], public, algorithms=["RS256"], audience="https://oauth2.googleapis.com/token"
+                form["assertion"],
+                public,
+                algorithms=["RS256"],
+                audience="https://oauth2.googleapis.com/token",
             )
             assert claims["scope"] == SCOPE
             assert claims["iss"] == "gateway@my-project.iam.gserviceaccount.com"
             counter["n"] += 1
-            return Reply(200, {"access_token": f"tok-{counter['n']}", "expires_in": fake.expires_in,
-                               "token_type": "Bearer"})
+            return Reply(
+                200,
+                {
+                    "access_token": f"tok-{counter['n']}",
+                    "expires_in": fake.expires_in,
+                    "token_type": "Bearer",
+                },
+            )
 
         fake.expires_in = 3600  # type: ignore[attr-defined]
         fake.route("POST", "/token", token)
@@ -75,22 +82,29 @@ def sa_json(server: FakeServer, key: rsa.RSAPrivateKey) -> str:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode()
-    return json.dumps({
-        "type": "service_account",
-        "project_id": PROJECT,
-        "private_key_id": "key-1",
-        "private_key": pem,
-        "client_email": "gateway@my-project.iam.gserviceaccount.com",
-        "client_id": "1",
-        "token_uri": server.url + "/token",
-    })
+    return json.dumps(
+        {
+            "type": "service_account",
+            "project_id": PROJECT,
+            "private_key_id": "key-1",
+            "private_key": pem,
+            "client_email": "gateway@my-project.iam.gserviceaccount.com",
+            "client_id": "1",
+            "token_uri": server.url + "/token",
+        }
+    )
 
 
 @pytest.fixture
 def provider(server: FakeServer, rsa_key: rsa.RSAPrivateKey) -> AgentEngineProvider:
     return AgentEngineProvider(
-        PROJECT, LOCATION, ENGINE, credentials_json=sa_json(server, rsa_key),
-        api_endpoint=server.url, lro_poll_interval_s=0.01, timeout_s=5,
+        PROJECT,
+        LOCATION,
+        ENGINE,
+        credentials_json=sa_json(server, rsa_key),
+        api_endpoint=server.url,
+        lro_poll_interval_s=0.01,
+        timeout_s=5,
     )
 
 
@@ -118,14 +132,17 @@ def test_query_request_is_exactly_what_vertex_expects(server, provider):
 
 def test_base64_credentials_and_token_reused_until_expiry(server, rsa_key):
     encoded = base64.b64encode(sa_json(server, rsa_key).encode()).decode()
-    provider = AgentEngineProvider(PROJECT, LOCATION, ENGINE, credentials_json=encoded,
-                                   api_endpoint=server.url)
+    provider = AgentEngineProvider(
+        PROJECT, LOCATION, ENGINE, credentials_json=encoded, api_endpoint=server.url
+    )
     server.route("POST", QUERY_PATH, Reply(200, AI_OUTPUT))
     send(provider)
     send(provider)
     assert len(server.calls("POST", "/token")) == 1
     assert [c.headers["authorization"] for c in server.calls("POST", QUERY_PATH)] == [
-        "Bearer tok-1", "Bearer tok-1"]
+        "Bearer tok-1",
+        "Bearer tok-1",
+    ]
 
 
 def test_expired_token_is_refreshed(server, provider):
@@ -134,7 +151,9 @@ def test_expired_token_is_refreshed(server, provider):
     send(provider)
     send(provider)
     assert [c.headers["authorization"] for c in server.calls("POST", QUERY_PATH)] == [
-        "Bearer tok-1", "Bearer tok-2"]
+        "Bearer tok-1",
+        "Bearer tok-2",
+    ]
 
 
 def test_concurrent_calls_fetch_one_token(server, provider):
@@ -150,11 +169,8 @@ def test_concurrent_calls_fetch_one_token(server, provider):
 
 def test_engine_override_and_history_body(server, provider):
     other = QUERY_PATH.replace(ENGINE, "999")
-    server.route("POST", other, Reply(200, {"output": {"status_code": 200,
-                                                       "status": "history updated"}}))
-    result = provider.add_history(
-        "5521999990000", [HistoryMessage("ai", "Mensagem anterior")], "999"
-    )
+    server.route("POST", other, Reply(200, {"output": {"status_code": 200, "status": "history updated"}}))
+    result = provider.add_history("5521999990000", [HistoryMessage("ai", "Mensagem anterior")], "999")
     assert result == {"output": {"status_code": 200, "status": "history updated"}}
     [call] = server.calls("POST", other)
     assert call.json() == {
@@ -173,9 +189,12 @@ def test_engine_override_and_history_body(server, provider):
 def test_long_running_operation_is_polled_until_done(server, provider):
     op = f"projects/{PROJECT}/locations/{LOCATION}/operations/op-1"
     server.route("POST", QUERY_PATH, Reply(200, {"name": op, "done": False}))
-    server.route("GET", f"/v1beta1/{op}",
-                 Reply(200, {"name": op, "done": False}),
-                 Reply(200, {"name": op, "done": True, "response": AI_OUTPUT}))
+    server.route(
+        "GET",
+        f"/v1beta1/{op}",
+        Reply(200, {"name": op, "done": False}),
+        Reply(200, {"name": op, "done": True, "response": AI_OUTPUT}),
+    )
     reply = send(provider)
     assert len(server.calls("GET", f"/v1beta1/{op}")) == 2
     assert reply.text == "Olá! Como posso ajudar?"
@@ -184,20 +203,31 @@ def test_long_running_operation_is_polled_until_done(server, provider):
 def test_long_running_operation_nested_name_and_error(server, provider):
     op = "projects/p/locations/l/operations/op-2"
     server.route("POST", QUERY_PATH, Reply(200, {"operation": {"name": op}}))
-    server.route("GET", f"/v1beta1/{op}", Reply(200, {"name": op, "done": True,
-                                                      "error": {"code": 3, "message": "bad"}}))
+    server.route(
+        "GET",
+        f"/v1beta1/{op}",
+        Reply(200, {"name": op, "done": True, "error": {"code": 3, "message": "bad"}}),
+    )
     with pytest.raises(AgentRejected, match="finished with error"):
         send(provider)
-    server.route("GET", f"/v1beta1/{op}", Reply(200, {"name": op, "done": True,
-                                                      "error": {"code": 14, "message": "down"}}))
+    server.route(
+        "GET",
+        f"/v1beta1/{op}",
+        Reply(200, {"name": op, "done": True, "error": {"code": 14, "message": "down"}}),
+    )
     with pytest.raises(AgentUnavailable):
         send(provider)
 
 
 def test_long_running_operation_deadline_comes_from_config(server, rsa_key):
     provider = AgentEngineProvider(
-        PROJECT, LOCATION, ENGINE, credentials_json=sa_json(server, rsa_key),
-        api_endpoint=server.url, lro_poll_interval_s=0.01, timeout_s=0.2,
+        PROJECT,
+        LOCATION,
+        ENGINE,
+        credentials_json=sa_json(server, rsa_key),
+        api_endpoint=server.url,
+        lro_poll_interval_s=0.01,
+        timeout_s=0.2,
     )
     op = "projects/p/locations/l/operations/slow"
     server.route("POST", QUERY_PATH, Reply(200, {"name": op}))
@@ -209,12 +239,18 @@ def test_long_running_operation_deadline_comes_from_config(server, rsa_key):
     assert time.monotonic() - started < 3
 
 
-@pytest.mark.parametrize("bom", [codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE,
-                                 codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE])
+@pytest.mark.parametrize(
+    "bom",
+    [codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE],
+)
 def test_byte_order_marks_are_stripped(server, provider, bom):
-    encoding = {codecs.BOM_UTF8: "utf-8", codecs.BOM_UTF16_LE: "utf-16-le",
-                codecs.BOM_UTF16_BE: "utf-16-be", codecs.BOM_UTF32_LE: "utf-32-le",
-                codecs.BOM_UTF32_BE: "utf-32-be"}[bom]
+    encoding = {
+        codecs.BOM_UTF8: "utf-8",
+        codecs.BOM_UTF16_LE: "utf-16-le",
+        codecs.BOM_UTF16_BE: "utf-16-be",
+        codecs.BOM_UTF32_LE: "utf-32-le",
+        codecs.BOM_UTF32_BE: "utf-32-be",
+    }[bom]
     body = bom + json.dumps(AI_OUTPUT, ensure_ascii=False).encode(encoding)
     server.route("POST", QUERY_PATH, Reply(200, body))
     assert send(provider).text == "Olá! Como posso ajudar?"
@@ -223,17 +259,33 @@ def test_byte_order_marks_are_stripped(server, provider, bom):
 def test_plain_text_answer_becomes_one_ai_message(server, provider):
     server.route("POST", QUERY_PATH, Reply(200, "⏱️ A resposta está demorando".encode()))
     reply = send(provider)
-    assert reply.messages == [{"type": "ai", "id": "agent-engine-msg-1",
-                               "content": "⏱️ A resposta está demorando"}]
+    assert reply.messages == [
+        {"type": "ai", "id": "agent-engine-msg-1", "content": "⏱️ A resposta está demorando"}
+    ]
     server.route("POST", QUERY_PATH, Reply(200, {"output": "texto simples"}))
     assert send(provider).text == "texto simples"
 
 
 def test_langchain_dumpd_messages_are_flattened(server, provider):
-    server.route("POST", QUERY_PATH, Reply(200, {"output": {"messages": [
-        {"lc": 1, "type": "constructor", "id": ["langchain", "schema", "messages", "AIMessage"],
-         "kwargs": {"content": "Oi", "id": "a9"}},
-    ]}}))
+    server.route(
+        "POST",
+        QUERY_PATH,
+        Reply(
+            200,
+            {
+                "output": {
+                    "messages": [
+                        {
+                            "lc": 1,
+                            "type": "constructor",
+                            "id": ["langchain", "schema", "messages", "AIMessage"],
+                            "kwargs": {"content": "Oi", "id": "a9"},
+                        },
+                    ]
+                }
+            },
+        ),
+    )
     assert send(provider).messages == [{"content": "Oi", "id": "a9", "type": "ai"}]
 
 
@@ -258,16 +310,20 @@ def test_503_is_transient(server, provider):
 
 
 def test_429_honours_retry_after(server, provider):
-    server.route("POST", QUERY_PATH, Reply(429, {"error": {"status": "RESOURCE_EXHAUSTED"}},
-                                           {"Retry-After": "7"}))
+    server.route(
+        "POST", QUERY_PATH, Reply(429, {"error": {"status": "RESOURCE_EXHAUSTED"}}, {"Retry-After": "7"})
+    )
     with pytest.raises(AgentUnavailable) as info:
         send(provider)
     assert info.value.retry_after == 7
 
 
 def test_400_invalid_argument_is_permanent(server, provider):
-    server.route("POST", QUERY_PATH, Reply(400, {"error": {"code": 400, "message": "bad input",
-                                                           "status": "INVALID_ARGUMENT"}}))
+    server.route(
+        "POST",
+        QUERY_PATH,
+        Reply(400, {"error": {"code": 400, "message": "bad input", "status": "INVALID_ARGUMENT"}}),
+    )
     with pytest.raises(AgentRejected):
         send(provider)
 
@@ -275,9 +331,20 @@ def test_400_invalid_argument_is_permanent(server, provider):
 @pytest.mark.parametrize("status", ["FAILED_PRECONDITION", "UNAVAILABLE"])
 def test_400_with_transient_google_status_is_transient(server, provider, status):
     # Lesson 20: the Reasoning Engine wraps its own dropped connections in a 400.
-    server.route("POST", QUERY_PATH, Reply(400, {"error": {
-        "code": 400, "status": status,
-        "message": "Reasoning Engine Execution failed: connection was closed"}}))
+    server.route(
+        "POST",
+        QUERY_PATH,
+        Reply(
+            400,
+            {
+                "error": {
+                    "code": 400,
+                    "status": status,
+                    "message": "Reasoning Engine Execution failed: connection was closed",
+                }
+            },
+        ),
+    )
     with pytest.raises(AgentUnavailable):
         send(provider)
 
@@ -291,16 +358,26 @@ def test_auth_and_not_found_are_permanent(server, provider, code):
 
 def test_digits_500_in_an_error_text_never_make_it_transient(server, provider):
     # The Go gateway matched "500" in the text; a phone number flipped the classification.
-    body = {"error": {"code": 404, "status": "NOT_FOUND",
-                      "message": "thread not found: key not found: thread:5521950031234 (500 502)"}}
+    body = {
+        "error": {
+            "code": 404,
+            "status": "NOT_FOUND",
+            "message": "thread not found: key not found: thread:5521950031234 (500 502)",
+        }
+    }
     server.route("POST", QUERY_PATH, Reply(404, body))
     with pytest.raises(AgentRejected):
         send(provider, "meu número é 5521950031234, erro 500 503 429 timeout")
 
 
 def test_network_failure_and_timeout_are_transient(server, rsa_key):
-    dead = AgentEngineProvider(PROJECT, LOCATION, ENGINE, credentials_json=sa_json(server, rsa_key),
-                               api_endpoint="http://127.0.0.1:9")
+    dead = AgentEngineProvider(
+        PROJECT,
+        LOCATION,
+        ENGINE,
+        credentials_json=sa_json(server, rsa_key),
+        api_endpoint="http://127.0.0.1:9",
+    )
     with pytest.raises(AgentUnavailable):
         send(dead)
 
@@ -309,28 +386,36 @@ def test_network_failure_and_timeout_are_transient(server, rsa_key):
         return Reply(200, AI_OUTPUT)
 
     server.route("POST", QUERY_PATH, slow)
-    impatient = AgentEngineProvider(PROJECT, LOCATION, ENGINE,
-                                    credentials_json=sa_json(server, rsa_key),
-                                    api_endpoint=server.url, timeout_s=0.1)
+    impatient = AgentEngineProvider(
+        PROJECT,
+        LOCATION,
+        ENGINE,
+        credentials_json=sa_json(server, rsa_key),
+        api_endpoint=server.url,
+        timeout_s=0.1,
+    )
     with pytest.raises(AgentUnavailable) as info:
         send(impatient)
     assert info.value.error_code == "AGENT_TIMEOUT"
 
 
 def test_refused_token_is_permanent_and_unreachable_token_endpoint_transient(server, rsa_key):
-    server.route("POST", "/token", Reply(400, {"error": "invalid_grant",
-                                              "error_description": "Invalid JWT Signature."}))
-    provider = AgentEngineProvider(PROJECT, LOCATION, ENGINE,
-                                   credentials_json=sa_json(server, rsa_key),
-                                   api_endpoint=server.url)
+    server.route(
+        "POST",
+        "/token",
+        Reply(400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}),
+    )
+    provider = AgentEngineProvider(
+        PROJECT, LOCATION, ENGINE, credentials_json=sa_json(server, rsa_key), api_endpoint=server.url
+    )
     with pytest.raises(AgentRejected) as info:
         send(provider)
     assert info.value.error_code == "AGENT_AUTH_ERROR"
     info_json = json.loads(sa_json(server, rsa_key))
     info_json["token_uri"] = "http://127.0.0.1:9/token"
-    unreachable = AgentEngineProvider(PROJECT, LOCATION, ENGINE,
-                                      credentials_json=json.dumps(info_json),
-                                      api_endpoint=server.url)
+    unreachable = AgentEngineProvider(
+        PROJECT, LOCATION, ENGINE, credentials_json=json.dumps(info_json), api_endpoint=server.url
+    )
     with pytest.raises(AgentUnavailable):
         send(unreachable)
 
@@ -355,11 +440,13 @@ def test_health_check_gets_the_engine_resource(server, provider):
 
 
 def test_default_endpoint_and_config_errors():
-    provider = AgentEngineProvider(PROJECT, "europe-west1", ENGINE, credentials_json='{"a": 1}',
-                                   http_client=httpx.Client())
+    provider = AgentEngineProvider(
+        PROJECT, "europe-west1", ENGINE, credentials_json='{"a": 1}', http_client=httpx.Client()
+    )
     assert provider.query_url("e2") == (
         "https://europe-west1-aiplatform.googleapis.com/v1beta1/projects/my-project/"
-        "locations/europe-west1/reasoningEngines/e2:query")
+        "locations/europe-west1/reasoningEngines/e2:query"
+    )
     with pytest.raises(ConfigError):
         AgentEngineProvider(PROJECT, LOCATION, "")
     with pytest.raises(ConfigError):

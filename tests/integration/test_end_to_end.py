@@ -71,7 +71,7 @@ def test_agent_failure_ends_failed_with_error_code(embedded_stack: LocalStack) -
     result = poll_until_final(embedded_stack.base_url, accepted["message_id"])
     assert result["status"] == "failed"
     assert result["error_code"] == "AGENT_ERROR"
-    assert "mock agent" in result["error"]
+    assert "simulated permanent failure" in result["error"]
     assert "data" not in result
 
 

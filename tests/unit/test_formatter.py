@@ -233,9 +233,9 @@ def test_to_whatsapp_never_raises(text: str) -> None:
 
 # Letters, digits, spaces, line breaks and punctuation that Markdown gives no meaning to; a
 # line opening with "1." is an ordered list (its marker spacing is normalised), so it is left out.
-_PLAIN = st.text(
-    alphabet=st.sampled_from(list("abcxyzÁçõ019 \n\t,.;:?!'\"()/%@$")), max_size=300
-).filter(lambda text: re.search(r"(?m)^[ \t]*\d+[.)]", text) is None)
+_PLAIN = st.text(alphabet=st.sampled_from(list("abcxyzÁçõ019 \n\t,.;:?!'\"()/%@$")), max_size=300).filter(
+    lambda text: re.search(r"(?m)^[ \t]*\d+[.)]", text) is None
+)
 
 
 def _clean(text: str) -> str:

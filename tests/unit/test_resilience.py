@@ -48,8 +48,7 @@ class Sleeps(list[float]):
 def test_retries_transient_errors_then_succeeds():
     inner = Scripted("a", AgentUnavailable("x"), AgentUnavailable("y"))
     sleeps = Sleeps()
-    provider = ResilientProvider(inner, max_attempts=3, initial_backoff_s=1, max_backoff_s=8,
-                                 sleep=sleeps)
+    provider = ResilientProvider(inner, max_attempts=3, initial_backoff_s=1, max_backoff_s=8, sleep=sleeps)
     assert provider.send(REQUEST).text == "a"
     assert inner.calls == 3
     assert len(sleeps) == 2
@@ -84,8 +83,9 @@ def test_retry_after_is_honoured_and_long_ones_are_left_to_the_queue():
 
 def test_breaker_opens_after_n_failures_and_short_circuits():
     inner = Scripted("a", *[AgentUnavailable("down")] * 10)
-    provider = ResilientProvider(inner, max_attempts=1, breaker_fail_max=3, breaker_reset_s=60,
-                                 sleep=Sleeps())
+    provider = ResilientProvider(
+        inner, max_attempts=1, breaker_fail_max=3, breaker_reset_s=60, sleep=Sleeps()
+    )
     for _ in range(3):
         with pytest.raises(AgentUnavailable) as info:
             provider.send(REQUEST)
@@ -115,8 +115,9 @@ def test_open_breaker_is_not_retried_and_rejections_do_not_trip_it():
 
 def test_breaker_closes_again_after_reset(monkeypatch):
     inner = Scripted("a", AgentUnavailable("down"), AgentUnavailable("down"))
-    provider = ResilientProvider(inner, max_attempts=1, breaker_fail_max=2, breaker_reset_s=0.05,
-                                 sleep=Sleeps())
+    provider = ResilientProvider(
+        inner, max_attempts=1, breaker_fail_max=2, breaker_reset_s=0.05, sleep=Sleeps()
+    )
     for _ in range(2):
         with pytest.raises(AgentUnavailable):
             provider.send(REQUEST)
@@ -147,8 +148,9 @@ def test_fallback_chain_moves_on_and_records_who_answered():
 
 
 def test_fallback_chain_moves_on_when_the_breaker_is_open():
-    broken = ResilientProvider(Scripted("a", *[AgentUnavailable("d")] * 9), max_attempts=1,
-                               breaker_fail_max=1, sleep=Sleeps())
+    broken = ResilientProvider(
+        Scripted("a", *[AgentUnavailable("d")] * 9), max_attempts=1, breaker_fail_max=1, sleep=Sleeps()
+    )
     with pytest.raises(AgentUnavailable):
         broken.send(REQUEST)
     assert FallbackChain([broken, Scripted("b")]).send(REQUEST).provider == "b"
@@ -162,12 +164,15 @@ def test_rejection_stops_the_chain():
 
 
 def test_all_unavailable_raises_the_last_error():
-    chain = FallbackChain([Scripted("a", AgentUnavailable("first")),
-                           Scripted("b", AgentUnavailable("second"))])
+    chain = FallbackChain(
+        [Scripted("a", AgentUnavailable("first")), Scripted("b", AgentUnavailable("second"))]
+    )
     with pytest.raises(AgentUnavailable, match="second"):
         chain.send(REQUEST)
-    assert FallbackChain([Scripted("a", AgentUnavailable("x")), Scripted("b")]).add_history(
-        "t", [], None)["by"] == "b"
+    assert (
+        FallbackChain([Scripted("a", AgentUnavailable("x")), Scripted("b")]).add_history("t", [], None)["by"]
+        == "b"
+    )
     with pytest.raises(ConfigError):
         FallbackChain([])
 

@@ -15,22 +15,48 @@ BASE_NULLS = ("date", "session_id", "time_since_last_message", "sender_id", "is_
 # human -> ai(tool call, 30 reasoning tokens) -> tool -> ai(thinking + text): the §5.6 example.
 EXAMPLE = [
     {"type": "human", "id": "h1", "content": "Que horas abre o CRAS?"},
-    {"type": "ai", "id": "run--a1", "content": "",
-     "tool_calls": [{"id": "call_1", "name": "google_search", "args": {"q": "CRAS horário"}}],
-     "response_metadata": {"model_name": "gemini-2.5-flash", "finish_reason": "STOP",
-                           "usage_metadata": {"input_tokens": 100, "output_tokens": 0,
-                                              "total_tokens": 130,
-                                              "output_token_details": {"reasoning": 30}}}},
-    {"type": "tool", "id": "t1", "name": "google_search", "tool_call_id": "call_1",
-     "content": "O CRAS abre às 8h"},
-    {"type": "ai", "id": "run--a2",
-     "content": [{"type": "thinking", "thinking": "Pensando"},
-                 {"type": "text", "text": "O CRAS abre **8h**."}],
-     "response_metadata": {"model_name": "gemini-2.5-flash", "finish_reason": "STOP",
-                           "avg_logprobs": -0.25,
-                           "usage_metadata": {"input_tokens": 200, "output_tokens": 30,
-                                              "total_tokens": 230,
-                                              "input_token_details": {"cache_read": 50}}}},
+    {
+        "type": "ai",
+        "id": "run--a1",
+        "content": "",
+        "tool_calls": [{"id": "call_1", "name": "google_search", "args": {"q": "CRAS horário"}}],
+        "response_metadata": {
+            "model_name": "gemini-2.5-flash",
+            "finish_reason": "STOP",
+            "usage_metadata": {
+                "input_tokens": 100,
+                "output_tokens": 0,
+                "total_tokens": 130,
+                "output_token_details": {"reasoning": 30},
+            },
+        },
+    },
+    {
+        "type": "tool",
+        "id": "t1",
+        "name": "google_search",
+        "tool_call_id": "call_1",
+        "content": "O CRAS abre às 8h",
+    },
+    {
+        "type": "ai",
+        "id": "run--a2",
+        "content": [
+            {"type": "thinking", "thinking": "Pensando"},
+            {"type": "text", "text": "O CRAS abre **8h**."},
+        ],
+        "response_metadata": {
+            "model_name": "gemini-2.5-flash",
+            "finish_reason": "STOP",
+            "avg_logprobs": -0.25,
+            "usage_metadata": {
+                "input_tokens": 200,
+                "output_tokens": 30,
+                "total_tokens": 230,
+                "input_token_details": {"cache_read": 50},
+            },
+        },
+    },
 ]
 
 
@@ -82,10 +108,21 @@ def test_base_fields_and_step_ids():
         assert STEP.match(message["step_id"])
     user = out[0]
     assert user == {
-        "avg_logprobs": None, "content": "Que horas abre o CRAS?", "date": None,
-        "finish_reason": None, "id": "h1", "is_err": None, "message_type": "user_message",
-        "model_name": None, "name": None, "otid": "h1", "sender_id": None, "session_id": None,
-        "step_id": user["step_id"], "time_since_last_message": None, "usage_metadata": None,
+        "avg_logprobs": None,
+        "content": "Que horas abre o CRAS?",
+        "date": None,
+        "finish_reason": None,
+        "id": "h1",
+        "is_err": None,
+        "message_type": "user_message",
+        "model_name": None,
+        "name": None,
+        "otid": "h1",
+        "sender_id": None,
+        "session_id": None,
+        "step_id": user["step_id"],
+        "time_since_last_message": None,
+        "usage_metadata": None,
     }
     # One step id per source message, shared by everything it produced.
     assert out[1]["step_id"] == out[2]["step_id"]
@@ -98,8 +135,11 @@ def test_tool_messages():
     out = convert()
     call, ret = out[2], out[3]
     assert call["content"] is None
-    assert call["tool_call"] == {"arguments": {"q": "CRAS horário"}, "name": "google_search",
-                                 "tool_call_id": "call_1"}
+    assert call["tool_call"] == {
+        "arguments": {"q": "CRAS horário"},
+        "name": "google_search",
+        "tool_call_id": "call_1",
+    }
     assert ret["tool_return"] == "O CRAS abre às 8h" == ret["content"]
     assert ret["status"] == "success" and ret["tool_call_id"] == "call_1"
     assert ret["stdout"] is None and ret["stderr"] is None and ret["is_err"] is None
@@ -110,22 +150,45 @@ def test_tool_messages():
 
 def test_usage_metadata_mapping():
     out = convert()
-    assert out[1]["usage_metadata"] == {"candidates_token_count": 0, "prompt_token_count": 100,
-                                        "thoughts_token_count": 30, "total_token_count": 130}
-    assert out[5]["usage_metadata"] == {"cached_content_token_count": 50,
-                                        "candidates_token_count": 30, "prompt_token_count": 200,
-                                        "total_token_count": 230}
+    assert out[1]["usage_metadata"] == {
+        "candidates_token_count": 0,
+        "prompt_token_count": 100,
+        "thoughts_token_count": 30,
+        "total_token_count": 130,
+    }
+    assert out[5]["usage_metadata"] == {
+        "cached_content_token_count": 50,
+        "candidates_token_count": 30,
+        "prompt_token_count": 200,
+        "total_token_count": 230,
+    }
     assert out[5]["avg_logprobs"] == -0.25 and out[5]["finish_reason"] == "STOP"
 
 
 def test_total_falls_back_to_the_sum_and_model_names_are_distinct():
     messages = [
-        {"type": "ai", "id": "a", "content": "x", "response_metadata": {
-            "model_name": "m1", "usage_metadata": {"input_tokens": 5, "output_tokens": 3,
-                                                   "output_token_details": {"reasoning": 2}}}},
-        {"type": "ai", "id": "b", "content": "y", "response_metadata": {
-            "model_name": "m2", "usage_metadata": {"input_tokens": 1, "output_tokens": 1,
-                                                   "total_tokens": 2}}},
+        {
+            "type": "ai",
+            "id": "a",
+            "content": "x",
+            "response_metadata": {
+                "model_name": "m1",
+                "usage_metadata": {
+                    "input_tokens": 5,
+                    "output_tokens": 3,
+                    "output_token_details": {"reasoning": 2},
+                },
+            },
+        },
+        {
+            "type": "ai",
+            "id": "b",
+            "content": "y",
+            "response_metadata": {
+                "model_name": "m2",
+                "usage_metadata": {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2},
+            },
+        },
         {"type": "ai", "id": "c", "content": "z", "response_metadata": {"model_name": "m1"}},
     ]
     usage = convert(messages)[-1]
@@ -136,30 +199,45 @@ def test_total_falls_back_to_the_sum_and_model_names_are_distinct():
 
 def test_reasoning_summaries_without_thinking_text():
     def ai(content, tool_calls=None):
-        return {"type": "ai", "id": "a", "content": content, "tool_calls": tool_calls or [],
-                "response_metadata": {"usage_metadata": {"output_token_details":
-                                                         {"reasoning": 5}}}}
+        return {
+            "type": "ai",
+            "id": "a",
+            "content": content,
+            "tool_calls": tool_calls or [],
+            "response_metadata": {"usage_metadata": {"output_token_details": {"reasoning": 5}}},
+        }
 
     assert convert([ai("Oi")])[0]["reasoning"] == "Processando resposta para o usuário"
     assert convert([ai("")])[0]["reasoning"] == "Processando..."
     nameless = convert([ai("", [{"id": "c"}])])
     assert nameless[0]["reasoning"] == "Processando chamada para ferramenta unknown"
-    assert [m["message_type"] for m in convert([ai("")])] == ["reasoning_message",
-                                                              "usage_statistics"]
+    assert [m["message_type"] for m in convert([ai("")])] == ["reasoning_message", "usage_statistics"]
 
 
 def test_ai_with_tool_calls_and_text_emits_both_and_unknown_types_are_user_messages():
-    out = convert([
-        {"type": "ai", "id": "a", "content": ["Vou ", {"type": "text", "text": "buscar"}],
-         "tool_calls": [{"id": "c1", "name": "s", "args": {}}, {"id": "c2", "name": "t",
-                                                                "args": {"x": 1}}]},
-        {"type": "system", "id": "s", "content": "sys"},
-        {"id": "n", "content": "no type"},
-    ])
+    out = convert(
+        [
+            {
+                "type": "ai",
+                "id": "a",
+                "content": ["Vou ", {"type": "text", "text": "buscar"}],
+                "tool_calls": [
+                    {"id": "c1", "name": "s", "args": {}},
+                    {"id": "c2", "name": "t", "args": {"x": 1}},
+                ],
+            },
+            {"type": "system", "id": "s", "content": "sys"},
+            {"id": "n", "content": "no type"},
+        ]
+    )
     assert [(m["message_type"], m.get("id")) for m in out] == [
-        ("tool_call_message", "tool-c1"), ("tool_call_message", "tool-c2"),
-        ("assistant_message", "a"), ("user_message", "s"), ("user_message", "n"),
-        ("usage_statistics", None)]
+        ("tool_call_message", "tool-c1"),
+        ("tool_call_message", "tool-c2"),
+        ("assistant_message", "a"),
+        ("user_message", "s"),
+        ("user_message", "n"),
+        ("usage_statistics", None),
+    ]
     assert out[2]["content"] == "Vou buscar"
     assert out[-1]["step_count"] == 3 and out[-1]["model_names"] == []
 
@@ -171,8 +249,7 @@ def test_missing_messages_produce_nothing_and_empty_list_only_usage():
 
 
 def test_build_result_data_and_json_roundtrip():
-    data = build_result_data(EXAMPLE, user_number="5521999990000", message_id="3f0c-uuid",
-                             now=NOW)
+    data = build_result_data(EXAMPLE, user_number="5521999990000", message_id="3f0c-uuid", now=NOW)
     assert data["agent_id"] == "user_5521999990000"
     assert data["processed_at"] == "3f0c-uuid"
     assert data["status"] == "done"
@@ -182,7 +259,10 @@ def test_build_result_data_and_json_roundtrip():
 
 def test_rfc3339():
     assert rfc3339(datetime(2026, 1, 2, 3, 4, 5, 999, tzinfo=UTC)) == "2026-01-02T03:04:05Z"
-    assert rfc3339(datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=5, minutes=30)))
-                   ) == "2026-01-02T03:04:05+05:30"
-    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|[+-]\d\d:\d\d)$",
-                    rfc3339(datetime(2026, 1, 2, 3, 4, 5)))
+    assert (
+        rfc3339(datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=5, minutes=30))))
+        == "2026-01-02T03:04:05+05:30"
+    )
+    assert re.match(
+        r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|[+-]\d\d:\d\d)$", rfc3339(datetime(2026, 1, 2, 3, 4, 5))
+    )
