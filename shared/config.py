@@ -14,11 +14,13 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, BeforeValidator, Field, ValidationError, field_validator
+from pydantic import AliasChoices, BeforeValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.errors import ConfigError
+from shared.providers.registry import KNOWN_PROVIDERS
 
 _GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNIT_SECONDS = {
@@ -55,7 +57,21 @@ def _split_list(value: Any) -> Any:
     return value
 
 
+def _host_list(value: Any) -> Any:
+    """Host names from a comma list of hosts or URLs (the Go setting lists URLs)."""
+    items = _split_list(value)
+    if not isinstance(items, list):
+        return items
+    hosts = []
+    for item in items:
+        host = urlsplit(item).hostname if "://" in item else item.split("/", 1)[0]
+        if host:
+            hosts.append(host.lower())
+    return hosts
+
+
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
+HostList = Annotated[list[str], NoDecode, BeforeValidator(_host_list)]
 CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
 
 
@@ -125,7 +141,10 @@ class Settings(BaseSettings):
 
     # --- Agents -----------------------------------------------------------------------------
     agent_provider: str = Field(
-        "google_agent_engine", validation_alias=_env("AGENT_PROVIDER", "DEFAULT_PROVIDER")
+        "",
+        validation_alias=_env("AGENT_PROVIDER", "DEFAULT_PROVIDER"),
+        description="Default provider; empty = google_agent_engine when REASONING_ENGINE_ID is set, "
+        "else eai when EAI_AGENT_SERVICE_URL is set, else openai when OPENAI_BASE_URL is set, else mock",
     )
     agent_fallback_providers: CommaList = Field(
         default_factory=list, validation_alias=_env("AGENT_FALLBACK_PROVIDERS")
@@ -133,7 +152,61 @@ class Settings(BaseSettings):
     agent_timeout: Seconds = Field(
         1800, gt=0, validation_alias=_env("AGENT_TIMEOUT", "GOOGLE_AGENT_ENGINE_REQUEST_TIMEOUT")
     )
+    agent_max_attempts: int = Field(3, ge=1, le=10, validation_alias=_env("AGENT_MAX_ATTEMPTS"))
+    agent_breaker_fail_max: int = Field(5, ge=1, validation_alias=_env("AGENT_BREAKER_FAIL_MAX"))
+    agent_breaker_reset: Seconds = Field(30, gt=0, validation_alias=_env("AGENT_BREAKER_RESET"))
+    agent_rate_limit_per_minute: int = Field(
+        0, ge=0, validation_alias=_env("AGENT_RATE_LIMIT_PER_MINUTE", "GOOGLE_API_MAX_REQUESTS_PER_MINUTE")
+    )
+    google_project_id: str = Field("", validation_alias=_env("GOOGLE_PROJECT_ID", "PROJECT_ID"))
+    google_region: str = Field("us-central1", validation_alias=_env("GOOGLE_REGION", "LOCATION"))
+    google_credentials_json: str = Field(
+        "", validation_alias=_env("GOOGLE_CREDENTIALS_JSON", "SERVICE_ACCOUNT"), repr=False
+    )
+    reasoning_engine_id: str = Field("", validation_alias=_env("REASONING_ENGINE_ID"))
+    agent_engine_class_method: str = Field("async_query", validation_alias=_env("AGENT_ENGINE_CLASS_METHOD"))
+    agent_engine_api_endpoint: str = Field("", validation_alias=_env("AGENT_ENGINE_API_ENDPOINT"))
+    eai_agent_service_url: str = Field("", validation_alias=_env("EAI_AGENT_SERVICE_URL", "EAI_AGENT_URL"))
+    eai_agent_service_token: str = Field(
+        "", validation_alias=_env("EAI_AGENT_SERVICE_TOKEN", "EAI_AGENT_TOKEN"), repr=False
+    )
+    openai_base_url: str = Field("", validation_alias=_env("OPENAI_BASE_URL"))
+    openai_api_key: str = Field("", validation_alias=_env("OPENAI_API_KEY"), repr=False)
+    openai_model: str = Field("gpt-4o-mini", validation_alias=_env("OPENAI_MODEL"))
+    openai_system_prompt: str = Field("", validation_alias=_env("OPENAI_SYSTEM_PROMPT"))
     mock_agent_latency_ms: float = Field(0, ge=0, validation_alias=_env("MOCK_AGENT_LATENCY_MS"))
+
+    # --- Voice notes --------------------------------------------------------------------------
+    transcribe_provider: str = Field(
+        "",
+        validation_alias=_env("TRANSCRIBE_PROVIDER"),
+        description="google or local; empty = google when GOOGLE_PROJECT_ID is set, else local",
+    )
+    transcribe_language_code: str = Field("pt-BR", validation_alias=_env("TRANSCRIBE_LANGUAGE_CODE"))
+    transcribe_model: str = Field("long", validation_alias=_env("TRANSCRIBE_MODEL"))
+    transcribe_location: str = Field("global", validation_alias=_env("TRANSCRIBE_LOCATION"))
+    transcribe_timeout: Seconds = Field(60, gt=0, validation_alias=_env("TRANSCRIBE_REQUEST_TIMEOUT"))
+    audio_download_timeout: Seconds = Field(
+        30, gt=0, validation_alias=_env("AUDIO_DOWNLOAD_TIMEOUT", "TRANSCRIBE_DOWNLOAD_TIMEOUT")
+    )
+    max_audio_size_mb: float = Field(
+        25, gt=0, validation_alias=_env("MAX_AUDIO_SIZE_MB", "TRANSCRIBE_MAX_FILE_SIZE_MB")
+    )
+    audio_allowed_hosts: HostList = Field(
+        default_factory=list, validation_alias=_env("AUDIO_ALLOWED_HOSTS", "TRANSCRIBE_ALLOWED_URLS")
+    )
+    allow_private_network_urls: bool = Field(False, validation_alias=_env("ALLOW_PRIVATE_NETWORK_URLS"))
+    audio_temp_dir: str = Field("", validation_alias=_env("AUDIO_TEMP_DIR", "TRANSCRIBE_TEMP_DIR"))
+    failure_retry_after: Seconds = Field(30, ge=0, validation_alias=_env("FAILURE_RETRY_AFTER"))
+
+    # --- Callbacks ----------------------------------------------------------------------------
+    callback_enabled: bool = Field(True, validation_alias=_env("CALLBACK_ENABLED"))
+    callback_timeout: Seconds = Field(10, gt=0, validation_alias=_env("CALLBACK_TIMEOUT"))
+    callback_max_retries: int = Field(3, ge=0, le=10, validation_alias=_env("CALLBACK_MAX_RETRIES"))
+    callback_hmac_secret: str = Field("", validation_alias=_env("CALLBACK_HMAC_SECRET"), repr=False)
+    callback_auth_token: str = Field("", validation_alias=_env("CALLBACK_AUTH_TOKEN"), repr=False)
+    data_relay_base_url: str = Field("", validation_alias=_env("DATA_RELAY_BASE_URL"))
+    data_relay_api_key: str = Field("", validation_alias=_env("DATA_RELAY_API_KEY"), repr=False)
 
     # --- Observability ----------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
@@ -157,6 +230,30 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _choose_defaults(self) -> Settings:
+        # Frozen model: defaults that depend on other settings are filled in once, here.
+        if not self.agent_provider:
+            object.__setattr__(self, "agent_provider", self._implied_provider())
+        if not self.transcribe_provider:
+            object.__setattr__(self, "transcribe_provider", "google" if self.google_project_id else "local")
+        known = set(KNOWN_PROVIDERS)
+        for name in [self.agent_provider, *self.agent_fallback_providers]:
+            if name not in known:
+                raise ValueError(f"unknown agent provider {name!r}; known: {', '.join(KNOWN_PROVIDERS)}")
+        if self.transcribe_provider not in ("google", "local"):
+            raise ValueError("TRANSCRIBE_PROVIDER must be 'google' or 'local'")
+        return self
+
+    def _implied_provider(self) -> str:
+        if self.reasoning_engine_id:
+            return "google_agent_engine"
+        if self.eai_agent_service_url:
+            return "eai"
+        if self.openai_base_url:
+            return "openai"
+        return "mock"
 
     @property
     def embedded(self) -> bool:
@@ -182,10 +279,12 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else "?"
+            field = str(error["loc"][0]) if error["loc"] else "settings"
             name = env_name(Settings, field) if field in Settings.model_fields else field
-            shown = "<hidden>" if _SECRET_NAME.search(name) else repr(error.get("input"))
-            problems.append(f"{name}: {error['msg']} (got {shown})")
+            if not error["loc"] or _SECRET_NAME.search(name):
+                problems.append(f"{name}: {error['msg']}")  # the input may hold secrets
+            else:
+                problems.append(f"{name}: {error['msg']} (got {error.get('input')!r})")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
 
 

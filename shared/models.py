@@ -17,10 +17,9 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shared.audio import detect_audio
 from shared.errors import InvalidMessage
 
-KNOWN_PROVIDERS = ("google_agent_engine", "eai", "openai", "mock")
-AUDIO_EXTENSIONS = (".mp3", ".wav", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".webm")
 MAX_USER_NUMBER_LENGTH = 128
 MAX_CALLBACK_URL_LENGTH = 2048
 _CONTROL_OR_SPACE = re.compile(r"[\s\x00-\x1f\x7f]")
@@ -36,14 +35,6 @@ class TaskStatus(StrEnum):
     PROCESSING = "processing"
     COMPLETED = "completed"
     FAILED = "failed"
-
-
-def looks_like_audio_url(message: str) -> bool:
-    """True for an http(s) URL whose path ends in a voice-note extension (query strings allowed)."""
-    text = message.strip()
-    if not text.lower().startswith(("http://", "https://")) or any(c.isspace() for c in text):
-        return False
-    return urlsplit(text).path.lower().endswith(AUDIO_EXTENSIONS)
 
 
 class WebhookRequest(BaseModel):
@@ -118,7 +109,7 @@ class WebhookRequest(BaseModel):
         """The declared message type, or the one detected from the message."""
         if self.message_type is not None:
             return self.message_type
-        return MessageType.AUDIO if looks_like_audio_url(self.message) else MessageType.TEXT
+        return MessageType.AUDIO if detect_audio(self.message) else MessageType.TEXT
 
 
 class WebhookAccepted(BaseModel):
@@ -212,7 +203,7 @@ class QueueMessage(BaseModel):
         declared = self.metadata.get("message_type")
         if declared in (MessageType.TEXT, MessageType.AUDIO):
             return MessageType(declared)
-        return MessageType.AUDIO if looks_like_audio_url(self.message) else MessageType.TEXT
+        return MessageType.AUDIO if detect_audio(self.message) else MessageType.TEXT
 
     def accepted_at(self) -> datetime | None:
         """When the webhook accepted the message (from the Go ``timestamp`` field)."""

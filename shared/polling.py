@@ -8,6 +8,7 @@ import flask
 
 from shared.http import error_response, json_response
 from shared.models import TaskStatus, normalize_message_id
+from shared.results import task_body
 from shared.runtime import Runtime
 
 _NOT_FOUND = {"error": "Task not found", "message": "No task found with the provided message ID"}
@@ -32,26 +33,11 @@ def get_response(request: flask.Request, runtime: Runtime) -> flask.Response:
     task = runtime.store.read_task(message_id)
     if task is None:
         return json_response(_NOT_FOUND, 404)
-    summary = task.summary
     if task.status == TaskStatus.PROCESSING:
         return json_response({"status": "processing", "message_id": message_id}, 202)
-    body: dict[str, Any] = {"status": task.status, "message_id": message_id}
-    if task.status == TaskStatus.COMPLETED:
-        if task.data_unreadable:
-            return error_response(500, "Internal server error", "Failed to parse worker response")
-        if task.data is not None:
-            body["data"] = task.data
-        for name in ("content", "thread_id", "processing_time_ms", "message_type", "provider"):
-            if name in summary:
-                body[name] = summary[name]
-    elif task.status == TaskStatus.FAILED:
-        if task.error is not None:
-            body["error"] = task.error
-        body["error_code"] = summary.get("error_code", "PROCESSING_ERROR")
-        for name in ("retry_after", "thread_id", "processing_time_ms", "message_type"):
-            if name in summary:
-                body[name] = summary[name]
-    return json_response(body, 200)
+    if task.status == TaskStatus.COMPLETED and task.data_unreadable:
+        return error_response(500, "Internal server error", "Failed to parse worker response")
+    return json_response(task_body(message_id, task), 200)
 
 
 def get_task_status(request: flask.Request, runtime: Runtime) -> flask.Response:

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shared.bridge import Bridge, HttpSink, MemoryConsumer, RabbitConsumer, RetryPolicy, Sink
 from shared.config import Settings, get_settings
-from shared.errors import ConfigError, UnsupportedProvider
-from shared.models import KNOWN_PROVIDERS
+from shared.errors import ConfigError
 from shared.pipeline import Pipeline
 from shared.providers.base import AgentProvider
+from shared.providers.factory import build_agent, build_resilient
 from shared.queue import MemoryBroker, Publisher, RabbitPublisher, Topology
 from shared.store import TaskStore, TaskTTL, build_redis
 
@@ -33,19 +32,31 @@ class Runtime:
     publisher: Publisher
     topology: Topology
     broker: MemoryBroker | None = None
-    _providers: dict[str, AgentProvider] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _backends: dict[str, AgentProvider] = field(default_factory=dict)
+    _agents: dict[str, AgentProvider] = field(default_factory=dict)
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+    _pipeline: Pipeline | None = None
+
+    def backend(self, name: str) -> AgentProvider:
+        """One resilient backend, shared by every chain that uses it (one breaker per backend)."""
+        with self._lock:
+            if name not in self._backends:
+                self._backends[name] = build_resilient(name, self.settings, self.store.client)
+            return self._backends[name]
 
     def provider(self, name: str) -> AgentProvider:
-        """The agent provider called ``name`` (built on first use)."""
+        """The agent for messages asking for ``name``, with the configured fallbacks."""
         with self._lock:
-            if name not in self._providers:
-                self._providers[name] = build_provider(name, self.settings)
-            return self._providers[name]
+            if name not in self._agents:
+                self._agents[name] = build_agent(name, self.settings, self.store.client, self.backend)
+            return self._agents[name]
 
     @property
     def pipeline(self) -> Pipeline:
-        return Pipeline(self.store, self.provider)
+        with self._lock:
+            if self._pipeline is None:
+                self._pipeline = build_pipeline(self)
+            return self._pipeline
 
     def close(self) -> None:
         self.publisher.close()
@@ -88,23 +99,30 @@ def build_runtime(settings: Settings) -> Runtime:
     return Runtime(settings=settings, store=store, publisher=publisher, topology=topology, broker=broker)
 
 
-def build_provider(name: str, settings: Settings) -> AgentProvider:
-    factories: dict[str, Callable[[], AgentProvider]] = {
-        "mock": lambda: _mock(settings),
-    }
-    factory = factories.get(name)
-    if factory is None:
-        offered = ", ".join(sorted(factories))
-        known = name in KNOWN_PROVIDERS
-        reason = "is not configured in this deployment" if known else "is unknown"
-        raise UnsupportedProvider(f"provider {name!r} {reason}; available: {offered}")
-    return factory()
+def build_pipeline(runtime: Runtime) -> Pipeline:
+    from shared.callbacks import CallbackPolicy, CallbackSender
+    from shared.voicenotes import VoiceNotes
 
-
-def _mock(settings: Settings) -> AgentProvider:
-    from shared.providers.mock import MockProvider
-
-    return MockProvider(latency_ms=settings.mock_agent_latency_ms)
+    settings = runtime.settings
+    callbacks = None
+    if settings.callback_enabled:
+        policy = CallbackPolicy(
+            timeout_s=settings.callback_timeout,
+            max_retries=settings.callback_max_retries,
+            hmac_secret=settings.callback_hmac_secret,
+            auth_token=settings.callback_auth_token,
+            allow_private=settings.allow_private_network_urls,
+            data_relay_url=settings.data_relay_base_url,
+            data_relay_api_key=settings.data_relay_api_key,
+        )
+        callbacks = CallbackSender(runtime.store, policy)
+    return Pipeline(
+        runtime.store,
+        runtime.provider,
+        voice=VoiceNotes.from_settings(settings),
+        callbacks=callbacks,
+        failure_retry_after=settings.failure_retry_after,
+    )
 
 
 def build_sink(settings: Settings) -> Sink:

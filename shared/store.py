@@ -214,6 +214,20 @@ class TaskStore:
         value = self._run(lambda: self.client.get(self.key("callback:url", message_id)))
         return str(value) if value else None
 
+    def callback_state(self, message_id: str) -> dict[str, Any]:
+        raw = self._run(lambda: self.client.get(self.key("callback:status", message_id)))
+        return _json_object(raw)
+
+    def record_callback(self, message_id: str, state: dict[str, Any], *, go_error: str | None = None) -> None:
+        """Remember how a callback went; on success drop the URL, on failure write Go's error key."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(self.key("callback:status", message_id), go_json(state), ex=self.ttl.status)
+        if state.get("state") == "delivered":
+            pipe.delete(self.key("callback:url", message_id))
+        if go_error:
+            pipe.set(self.key("callback:error", message_id), go_error, ex=self.ttl.status)
+        self._run(pipe.execute)
+
     def last_activity(self, user_number: str) -> tuple[str, int] | None:
         key = self.key("user:last_activity", user_number)
         pipe = self.client.pipeline(transaction=False)

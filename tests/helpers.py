@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import threading
 import time
@@ -10,10 +11,12 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pika
+import pytest
 import redis
 
 from shared.config import Settings, load_settings
@@ -22,6 +25,28 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
 T = TypeVar("T")
+
+
+DIGITS = ("one", "two", "three", "four", "five")
+
+needs_speech_tools = pytest.mark.skipif(
+    shutil.which("espeak-ng") is None or shutil.which("ffmpeg") is None,
+    reason="needs the Debian packages espeak-ng and ffmpeg (.ci/run installs them)",
+)
+
+
+def speak_digits(folder: Path) -> Path:
+    """'one two three four five' spoken by espeak-ng, encoded as OGG/Opus like a WhatsApp voice note.
+
+    Spoken digits are what pocketsphinx's bundled English model recognises reliably.
+    """
+    wav, ogg = folder / "digits.wav", folder / "digits.ogg"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "110", " ".join(DIGITS), "-w", str(wav)], check=True)
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-y", "-i", str(wav), "-c:a", "libopus", "-b:a", "24k", str(ogg)],
+        check=True,
+    )
+    return ogg
 
 
 def new_run_id() -> str:

@@ -66,7 +66,7 @@ def server(rsa_key: rsa.RSAPrivateKey) -> Iterator[FakeServer]:
                 200,
                 {
                     "access_token": f"tok-{counter['n']}",
-                    "expires_in": fake.expires_in,
+                    "expires_in": fake.expires_in,  # type: ignore[attr-defined]
                     "token_type": "Bearer",
                 },
             )

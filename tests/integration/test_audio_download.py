@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,7 +42,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
     def do_GET(self) -> None:
-        port = self.server.server_address[1]
+        port = self.server.server_address[1]  # type: ignore[index]
         path = self.path.split("?", 1)[0]
         if path == "/voice.ogg":
             self._send(200, OGG)
@@ -110,7 +111,12 @@ def _public_localhost(host: str) -> list[str]:
 
 
 def _dl(url: str, tmp_path: Path, **kwargs):
-    options = {"max_bytes": 64 * 1024, "timeout_s": 5.0, "allow_private": True, "temp_dir": tmp_path}
+    options: dict[str, Any] = {
+        "max_bytes": 64 * 1024,
+        "timeout_s": 5.0,
+        "allow_private": True,
+        "temp_dir": tmp_path,
+    }
     options.update(kwargs)
     return download_audio(url, **options)
 

@@ -251,7 +251,7 @@ def test_credentials_raw_and_base64_json_parse(monkeypatch):
     monkeypatch.setattr(
         service_account.Credentials,
         "from_service_account_info",
-        classmethod(lambda cls, info, **kw: seen.append((info, kw)) or "creds"),
+        classmethod(lambda cls, info, **kw: seen.append((info, kw)) or "creds"),  # type: ignore[func-returns-value]
     )
     info = {"type": "service_account", "client_email": "a@b.iam.gserviceaccount.com"}
     raw = json.dumps(info)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,13 +13,9 @@ from shared.audio import download_audio
 from shared.errors import NoSpeechRecognised, TranscriptionError
 from shared.transcription import build_transcriber
 from shared.transcription.local import LocalTranscriber
+from tests.helpers import DIGITS, needs_speech_tools, speak_digits
 
-DIGITS = ["one", "two", "three", "four", "five"]
-
-needs_tools = pytest.mark.skipif(
-    shutil.which("espeak-ng") is None or shutil.which("ffmpeg") is None,
-    reason="needs the Debian packages espeak-ng and ffmpeg (apt-get install -y espeak-ng ffmpeg)",
-)
+needs_tools = needs_speech_tools
 
 
 @pytest.fixture(scope="module")
@@ -30,15 +25,7 @@ def transcriber() -> LocalTranscriber:
 
 @pytest.fixture(scope="module")
 def voice_note(tmp_path_factory) -> Path:
-    """'one two three four five' spoken by espeak-ng, encoded like a WhatsApp voice note."""
-    folder = tmp_path_factory.mktemp("voice")
-    wav, ogg = folder / "digits.wav", folder / "digits.ogg"
-    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "110", " ".join(DIGITS), "-w", str(wav)], check=True)
-    subprocess.run(
-        ["ffmpeg", "-loglevel", "error", "-y", "-i", str(wav), "-c:a", "libopus", "-b:a", "24k", str(ogg)],
-        check=True,
-    )
-    return ogg
+    return speak_digits(tmp_path_factory.mktemp("voice"))
 
 
 @needs_tools

@@ -25,9 +25,7 @@ def runtime() -> Iterator[Runtime]:
 
 
 def client(name: str) -> FlaskClient:
-    app = functions_framework.create_app(  # type: ignore[no-untyped-call]
-        name, str(ROOT / "functions" / name / "main.py"), "http"
-    )
+    app = functions_framework.create_app(name, str(ROOT / "functions" / name / "main.py"), "http")
     test_client: FlaskClient = app.test_client()
     return test_client
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
+from shared.audio import detect_audio
 from shared.errors import InvalidMessage
 from shared.models import (
     MessageType,
@@ -14,7 +15,6 @@ from shared.models import (
     WebhookRequest,
     go_json,
     go_timestamp,
-    looks_like_audio_url,
     new_message_id,
     normalize_message_id,
 )
@@ -77,8 +77,8 @@ def test_message_type_is_declared_or_detected(
 
 
 def test_audio_detection_ignores_query_strings_but_needs_http() -> None:
-    assert looks_like_audio_url("http://h/x.m4a?a=b")
-    assert not looks_like_audio_url("ftp://h/x.m4a")
+    assert detect_audio("http://h/x.m4a?a=b")
+    assert not detect_audio("ftp://h/x.m4a")
 
 
 def test_queue_body_is_the_go_body_byte_for_byte() -> None:

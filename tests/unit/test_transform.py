@@ -249,7 +249,7 @@ def test_missing_messages_produce_nothing_and_empty_list_only_usage():
 
 
 def test_build_result_data_and_json_roundtrip():
-    data = build_result_data(EXAMPLE, user_number="5521999990000", message_id="3f0c-uuid", now=NOW)
+    data = build_result_data(EXAMPLE, user_number="5521999990000", message_id="3f0c-uuid", now=NOW)  # type: ignore[arg-type]
     assert data["agent_id"] == "user_5521999990000"
     assert data["processed_at"] == "3f0c-uuid"
     assert data["status"] == "done"
