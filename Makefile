@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
+TOOLS ?= .tools
 
-.PHONY: run test lint typecheck unit integration openapi bridge clean
+.PHONY: run test lint typecheck unit integration openapi bridge package iac-check clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,7 +19,12 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 run: $(VENV)/.runtime ## serve the whole API on $(PORT) (embedded backends unless REDIS_URL/RABBITMQ_URL are set)
 	PORT=$(PORT) $(PY) -m shared.localstack
 
-test: $(VENV)/.dev lint typecheck ## lint, type-check, then every test (needs Redis and RabbitMQ on 127.0.0.1)
+$(TOOLS)/checkov/.installed: requirements-iac.txt
+	test -x $(TOOLS)/checkov/bin/python || $(PYTHON) -m venv $(TOOLS)/checkov
+	$(TOOLS)/checkov/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-iac.txt
+	touch $@
+
+test: $(VENV)/.dev $(TOOLS)/checkov/.installed lint typecheck ## lint, types, every test (Redis + RabbitMQ on 127.0.0.1)
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.dev
@@ -40,5 +46,11 @@ openapi: $(VENV)/.runtime ## regenerate the checked-in OpenAPI document
 bridge: $(VENV)/.runtime ## run the queue bridge alone (RABBITMQ_URL, REDIS_URL, WORKER_URL)
 	$(PY) -m shared.bridge
 
+package: $(VENV)/.runtime ## build dist/<function>.zip (main.py + shared/ + requirements.txt), reproducibly
+	$(PY) scripts/package.py --out dist
+
+iac-check: $(VENV)/.dev $(TOOLS)/checkov/.installed ## offline Terraform checks and bundle tests
+	$(PY) -m pytest -q tests/deploy
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache dist
+	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache dist

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from deploy_helpers import REPO, TERRAFORM, Terraform
+
+from tests.deploy.deploy_helpers import REPO, TERRAFORM, Terraform
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from deploy_helpers import FUNCTIONS, REPO
+
+from tests.deploy.deploy_helpers import FUNCTIONS, REPO
 
 # Runs in a fresh interpreter: no site, no PYTHON* variables, no script or working dir on
 # sys.path. Only the unpacked bundle and the virtualenv's site-packages are importable.
@@ -22,7 +23,10 @@ PROBE = textwrap.dedent(
     bundle, site_packages, repo, target = sys.argv[1:5]
     sys.path[:] = [bundle] + [p for p in sys.path if p.startswith(sys.base_prefix) and "-packages" not in p]
     site.addsitedir(site_packages)
-    assert not any(p.rstrip("/") == repo or p.startswith(repo + "/") for p in sys.path), sys.path
+    # The virtualenv may live inside the repository (.venv): only its site-packages may be there.
+    leaks = [p for p in sys.path if (p.rstrip("/") == repo or p.startswith(repo + "/"))
+             and not p.startswith(site_packages)]
+    assert not leaks, sys.path
 
     import functions_framework
     app = functions_framework.create_app(target=target, source=bundle + "/main.py")

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import yaml
-from deploy_helpers import REPO
+
+from tests.deploy.deploy_helpers import REPO
 
 BUILT_IN = {"PROJECT_ID", "SHORT_SHA", "COMMIT_SHA", "BUILD_ID", "LOCATION"}
 
 
-def _build() -> dict:
+def _build() -> dict[str, Any]:
     return yaml.safe_load((REPO / "cloudbuild.yaml").read_text(encoding="utf-8"))
 
 

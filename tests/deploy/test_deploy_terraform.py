@@ -6,9 +6,9 @@ import re
 from typing import Any
 
 import pytest
-from deploy_helpers import FUNCTIONS, TERRAFORM, Terraform, parse_file
 
 from shared.config import Settings
+from tests.deploy.deploy_helpers import FUNCTIONS, TERRAFORM, Terraform, parse_file
 
 SECRET_NAME = re.compile(r"(?i)(secret|token|password|passwd|api_key|_url$|dsn)")
 ALLOWED_PLAIN_URLS = {"PUBLIC_BASE_URL", "WORKER_URL"}  # addresses, not credentials

@@ -9,7 +9,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from deploy_helpers import REPO, TERRAFORM
+
+from tests.deploy.deploy_helpers import REPO, TERRAFORM
 
 HCLFMT_CHECK = REPO / "scripts" / "hclfmt-check.sh"
 UNAVAILABLE = 3
