@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from shared.auth import Authenticator, build_authenticator
 from shared.bridge import Bridge, HttpSink, MemoryConsumer, RabbitConsumer, RetryPolicy, Sink
 from shared.config import Settings, get_settings
 from shared.errors import ConfigError, UnsupportedProvider
@@ -19,6 +20,7 @@ from shared.models import KNOWN_PROVIDERS
 from shared.pipeline import Pipeline
 from shared.providers.base import AgentProvider
 from shared.queue import MemoryBroker, Publisher, RabbitPublisher, Topology
+from shared.ratelimit import RateLimiter
 from shared.store import TaskStore, TaskTTL, build_redis
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,8 @@ class Runtime:
     store: TaskStore
     publisher: Publisher
     topology: Topology
+    auth: Authenticator
+    limiter: RateLimiter
     broker: MemoryBroker | None = None
     _providers: dict[str, AgentProvider] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -62,6 +66,8 @@ def topology_from(settings: Settings) -> Topology:
 
 
 def build_runtime(settings: Settings) -> Runtime:
+    """Build every adapter; :class:`ConfigError` when a setting is unusable (e.g. no credentials)."""
+    auth = build_authenticator(settings)
     client = build_redis(
         settings.redis_url,
         connect_timeout=settings.redis_connect_timeout,
@@ -85,7 +91,16 @@ def build_runtime(settings: Settings) -> Runtime:
     else:
         broker = MemoryBroker()
         publisher = broker
-    return Runtime(settings=settings, store=store, publisher=publisher, topology=topology, broker=broker)
+    limiter = RateLimiter(client, prefix=settings.redis_key_prefix, enabled=settings.rate_limit_enabled)
+    return Runtime(
+        settings=settings,
+        store=store,
+        publisher=publisher,
+        topology=topology,
+        auth=auth,
+        limiter=limiter,
+        broker=broker,
+    )
 
 
 def build_provider(name: str, settings: Settings) -> AgentProvider:
