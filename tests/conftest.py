@@ -12,7 +12,7 @@ import pytest
 from shared.api import poll_router, webhook_router, worker_router
 from shared.config import Settings, load_settings
 from shared.localstack import WEBHOOK_PREFIX, WORKER_PATH
-from shared.runtime import Runtime, build_runtime, set_runtime
+from shared.runtime import Runtime, build_runtime
 
 ADMIN_TOKEN = "adm-" + "a" * 40
 SENDER_TOKEN = "snd-" + "s" * 40
@@ -37,8 +37,11 @@ def make_settings(**overrides: Any) -> Settings:
 
 def gateway_app(runtime: Runtime) -> flask.Flask:
     """One Flask app that routes like the local stack: webhook, worker and poll routers."""
-    set_runtime(runtime)
-    routers = {"webhook": webhook_router(), "worker": worker_router(), "poll": poll_router()}
+    routers = {
+        "webhook": webhook_router(lambda: runtime),
+        "worker": worker_router(lambda: runtime),
+        "poll": poll_router(lambda: runtime),
+    }
     app = flask.Flask("gateway-test")
 
     @app.route("/", defaults={"path": ""}, methods=["GET", "POST", "HEAD", "OPTIONS", "PUT", "DELETE"])
@@ -66,4 +69,3 @@ def make_gateway() -> Iterator[Callable[..., tuple[flask.testing.FlaskClient, Ru
     yield factory
     for runtime in built:
         runtime.close()
-    set_runtime(None)
