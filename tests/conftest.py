@@ -8,6 +8,7 @@ from typing import Any
 
 import flask
 import pytest
+import werkzeug.routing
 
 from shared.api import poll_router, webhook_router, worker_router
 from shared.config import Settings, load_settings
@@ -44,8 +45,6 @@ def gateway_app(runtime: Runtime) -> flask.Flask:
     }
     app = flask.Flask("gateway-test")
 
-    @app.route("/", defaults={"path": ""}, methods=["GET", "POST", "HEAD", "OPTIONS", "PUT", "DELETE"])
-    @app.route("/<path:path>", methods=["GET", "POST", "HEAD", "OPTIONS", "PUT", "DELETE"])
     def _all(path: str) -> flask.Response:
         request = flask.request
         if request.path.startswith(WEBHOOK_PREFIX):
@@ -54,6 +53,10 @@ def gateway_app(runtime: Runtime) -> flask.Flask:
             return routers["worker"].dispatch(request)
         return routers["poll"].dispatch(request)
 
+    # Every method reaches the function, as functions-framework mounts it.
+    app.url_map.add(werkzeug.routing.Rule("/", defaults={"path": ""}, endpoint="run"))
+    app.url_map.add(werkzeug.routing.Rule("/<path:path>", endpoint="run"))
+    app.view_functions["run"] = _all
     return app
 
 
