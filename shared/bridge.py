@@ -93,7 +93,9 @@ class _IdentityTokens:
                 import google.oauth2.id_token
 
                 request = google.auth.transport.requests.Request()
-                self._token = google.oauth2.id_token.fetch_id_token(request, self._audience)
+                self._token = google.oauth2.id_token.fetch_id_token(  # type: ignore[no-untyped-call,unused-ignore]
+                    request, self._audience
+                )
                 self._expires_at = time.time() + 3600
             return self._token
 
@@ -121,7 +123,7 @@ class RetryPolicy:
 
     def backoff(self, failures: int) -> float:
         """Delay before the next attempt after ``failures`` failed ones (1, 2, 4... x initial)."""
-        return min(self.initial_delay_s * 2 ** max(failures - 1, 0), self.max_delay_s)
+        return float(min(self.initial_delay_s * 2 ** max(failures - 1, 0), self.max_delay_s))
 
 
 class Bridge:
