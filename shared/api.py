@@ -1,51 +1,74 @@
-"""Route tables of the three functions (each function receives every path of its URL)."""
+"""Route tables of the three functions (each function receives every path of its URL), with the
+policy of each route: the role it requires and its rate-limit group (see docs/security.md).
+
+The worker's routes are not covered by API tokens: in GCP the worker only accepts calls authorised by
+IAM (the bridge's or Pub/Sub's OIDC identity token, checked by Cloud Run before the code runs);
+locally the worker is open on the loopback stack.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import flask
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import health, intake, polling, worker
-from shared.http import Router
-from shared.runtime import get_runtime
+from shared.auth import Role
+from shared.http import Policy, Router
+from shared.runtime import Runtime, get_runtime
+
+SEND = Policy(role=Role.MESSAGE_SENDER, group="webhook", fail_open=False)
+READ = Policy(role=Role.READ_ONLY, group="poll")
+ADMIN = Policy(role=Role.ADMIN, group="debug")
+HEALTH = Policy(role=Role.READ_ONLY, group="ops", public_setting="health_public")
+METRICS = Policy(role=Role.READ_ONLY, group="ops", public_setting="metrics_public")
+DOCS = Policy(group="docs")
 
 
-def webhook_router() -> Router:
-    router = Router()
-    router.add("POST", "/api/v1/message/webhook/user", lambda r: intake.accept_user_message(r, get_runtime()))
+def webhook_router(runtime: Callable[[], Runtime] = get_runtime) -> Router:
+    router = Router(context=runtime)
     router.add(
-        "POST", "/api/v1/message/webhook/update_history", lambda r: intake.update_history(r, get_runtime())
+        "POST", "/api/v1/message/webhook/user", lambda r: intake.accept_user_message(r, runtime()), SEND
     )
-    _probes(router)
+    router.add(
+        "POST",
+        "/api/v1/message/webhook/update_history",
+        lambda r: intake.update_history(r, runtime()),
+        SEND,
+    )
+    _probes(router, runtime)
     return router
 
 
-def worker_router() -> Router:
-    router = Router()
+def worker_router(runtime: Callable[[], Runtime] = get_runtime) -> Router:
+    router = Router(context=runtime)
     # Pub/Sub push subscriptions and the bridge POST to the function's root URL.
-    router.add("POST", "/", lambda r: worker.handle_push(r, get_runtime()))
-    router.add("POST", "/internal/worker", lambda r: worker.handle_push(r, get_runtime()))
-    _probes(router)
+    router.add("POST", "/", lambda r: worker.handle_push(r, runtime()))
+    router.add("POST", "/internal/worker", lambda r: worker.handle_push(r, runtime()))
+    _probes(router, runtime)
     return router
 
 
-def poll_router() -> Router:
-    router = Router()
-    router.add("GET", "/api/v1/message/response", lambda r: polling.get_response(r, get_runtime()))
+def poll_router(runtime: Callable[[], Runtime] = get_runtime) -> Router:
+    router = Router(context=runtime)
+    router.add("GET", "/api/v1/message/response", lambda r: polling.get_response(r, runtime()), READ)
     router.add(
-        "GET", "/api/v1/message/debug/task-status", lambda r: polling.get_task_status(r, get_runtime())
+        "GET", "/api/v1/message/debug/task-status", lambda r: polling.get_task_status(r, runtime()), ADMIN
     )
-    router.add("GET", "/api/v1/message/last-activity", lambda r: polling.get_last_activity(r, get_runtime()))
-    router.add("GET", "/health", lambda r: health.health(r, get_runtime()))
-    router.add_prefix("GET", "/health/", lambda r: health.dependency(r, get_runtime()))
-    router.add("GET", "/metrics", _metrics)
-    router.add("GET", "/openapi.json", _openapi)
-    _probes(router)
+    router.add(
+        "GET", "/api/v1/message/last-activity", lambda r: polling.get_last_activity(r, runtime()), READ
+    )
+    router.add("GET", "/health", lambda r: health.health(r, runtime()), HEALTH)
+    router.add_prefix("GET", "/health/", lambda r: health.dependency(r, runtime()), HEALTH)
+    router.add("GET", "/metrics", _metrics, METRICS)
+    router.add("GET", "/openapi.json", _openapi, DOCS)
+    _probes(router, runtime)
     return router
 
 
-def _probes(router: Router) -> None:
-    router.add("GET", "/ready", lambda r: health.ready(r, get_runtime()))
+def _probes(router: Router, runtime: Callable[[], Runtime]) -> None:
+    router.add("GET", "/ready", lambda r: health.ready(r, runtime()))
     router.add("GET", "/live", health.live)
 
 

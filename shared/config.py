@@ -16,7 +16,15 @@ from functools import lru_cache
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, BeforeValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.errors import ConfigError
@@ -208,6 +216,38 @@ class Settings(BaseSettings):
     data_relay_base_url: str = Field("", validation_alias=_env("DATA_RELAY_BASE_URL"))
     data_relay_api_key: str = Field("", validation_alias=_env("DATA_RELAY_API_KEY"), repr=False)
 
+    # --- Security: authentication (see docs/security.md) ----------------------------------
+    api_token: SecretStr = Field(SecretStr(""), validation_alias=_env("API_TOKEN"))
+    api_tokens: CommaList = Field(default_factory=list, repr=False, validation_alias=_env("API_TOKENS"))
+    api_keys: CommaList = Field(default_factory=list, repr=False, validation_alias=_env("API_KEYS"))
+    jwt_secret: SecretStr = Field(SecretStr(""), validation_alias=_env("JWT_SECRET"))
+    jwt_public_key_file: str = Field("", validation_alias=_env("JWT_PUBLIC_KEY_FILE"))
+    jwt_audience: str = Field("", validation_alias=_env("JWT_AUDIENCE"))
+    jwt_issuer: str = Field("", validation_alias=_env("JWT_ISSUER"))
+    jwt_role_claim: str = Field("role", min_length=1, validation_alias=_env("JWT_ROLE_CLAIM"))
+    jwt_leeway: Seconds = Field(30, ge=0, le=600, validation_alias=_env("JWT_LEEWAY"))
+    auth_disabled: bool = Field(False, validation_alias=_env("AUTH_DISABLED"))
+    health_public: bool = Field(False, validation_alias=_env("HEALTH_PUBLIC"))
+    metrics_public: bool = Field(False, validation_alias=_env("METRICS_PUBLIC"))
+    trusted_proxy_hops: int = Field(0, ge=0, le=10, validation_alias=_env("TRUSTED_PROXY_HOPS"))
+
+    # --- Security: rate limits, idempotency, input, CORS -------------------------------------
+    rate_limit_enabled: bool = Field(True, validation_alias=_env("RATE_LIMIT_ENABLED"))
+    rate_limit_requests_per_minute: int = Field(
+        1000, ge=1, validation_alias=_env("RATE_LIMIT_REQUESTS_PER_MINUTE", "RATE_LIMIT_REQUESTS")
+    )
+    rate_limit_burst: int = Field(100, ge=1, validation_alias=_env("RATE_LIMIT_BURST"))
+    rate_limit_burst_window: Seconds = Field(
+        10, gt=0, le=60, validation_alias=_env("RATE_LIMIT_BURST_WINDOW")
+    )
+    rate_limit_per_user_number_per_minute: int = Field(
+        30, ge=0, validation_alias=_env("RATE_LIMIT_PER_USER_NUMBER_PER_MINUTE")
+    )
+    idempotency_ttl: Seconds = Field(86_400, gt=0, validation_alias=_env("IDEMPOTENCY_TTL"))
+    max_message_chars: int = Field(4096, ge=1, validation_alias=_env("MAX_MESSAGE_CHARS"))
+    max_json_depth: int = Field(32, ge=2, le=500, validation_alias=_env("MAX_JSON_DEPTH"))
+    cors_origins: CommaList = Field(default_factory=list, validation_alias=_env("CORS_ORIGINS"))
+
     # --- Observability ----------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", validation_alias=_env("LOG_LEVEL")
@@ -254,6 +294,11 @@ class Settings(BaseSettings):
         if self.openai_base_url:
             return "openai"
         return "mock"
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _no_trailing_slash(cls, value: list[str]) -> list[str]:
+        return [origin.rstrip("/") for origin in value]
 
     @property
     def embedded(self) -> bool:

@@ -8,12 +8,15 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import flask
 
+from shared.auth import Authenticator, AuthError, Identity, Role
+from shared.config import Settings
 from shared.errors import StoreUnavailable
 from shared.observability import HTTP_REQUESTS
+from shared.ratelimit import Decision, RateLimiter, Window
 
 log = logging.getLogger(__name__)
 
@@ -66,33 +69,85 @@ def unavailable(message: str, *, retry_after: int = 5) -> flask.Response:
     )
 
 
+class GuardContext(Protocol):
+    """What the router needs to enforce policies (the :class:`~shared.runtime.Runtime` has it)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def auth(self) -> Authenticator: ...
+
+    @property
+    def limiter(self) -> RateLimiter: ...
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What a route requires: a role (``None``: open) and a rate-limit group (``None``: unlimited).
+
+    ``public_setting`` names a boolean setting that opens the route (``HEALTH_PUBLIC``...);
+    ``fail_open`` says whether the route is served without a rate-limit check when Redis is down
+    (reads) or answers 503 (the webhook, which cannot store the task anyway).
+    """
+
+    role: Role | None = None
+    group: str | None = None
+    fail_open: bool = True
+    public_setting: str | None = None
+
+
+OPEN = Policy()
+
+UNAUTHORIZED = {"error": "Unauthorized", "message": "Invalid or missing authentication token"}
+_CORS_ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-API-Key, X-Request-ID"
+_CORS_EXPOSE_HEADERS = (
+    "X-Request-ID, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After"
+)
+_HSTS = "max-age=31536000; includeSubDomains"
+
+
 @dataclass
 class Router:
-    """Exact-path routing for a function that receives every path of its URL."""
+    """Exact-path routing for a function that receives every path of its URL.
 
-    routes: dict[str, dict[str, Handler]] = field(default_factory=dict)
-    prefixes: list[tuple[str, str, Handler]] = field(default_factory=list)
+    With a ``context`` every route's :class:`Policy` is enforced here, in one place: authentication
+    and role (401/403), then the per-client rate limit (429); CORS and HSTS are added to answers.
+    """
 
-    def add(self, method: str, path: str, handler: Handler) -> None:
-        self.routes.setdefault(path.rstrip("/") or "/", {})[method] = handler
+    context: Callable[[], GuardContext] | None = None
+    routes: dict[str, dict[str, tuple[Handler, Policy]]] = field(default_factory=dict)
+    prefixes: list[tuple[str, str, Handler, Policy]] = field(default_factory=list)
 
-    def add_prefix(self, method: str, prefix: str, handler: Handler) -> None:
-        self.prefixes.append((method, prefix, handler))
+    def add(self, method: str, path: str, handler: Handler, policy: Policy = OPEN) -> None:
+        self.routes.setdefault(path.rstrip("/") or "/", {})[method] = (handler, policy)
+
+    def add_prefix(self, method: str, prefix: str, handler: Handler, policy: Policy = OPEN) -> None:
+        self.prefixes.append((method, prefix, handler, policy))
 
     def dispatch(self, request: flask.Request) -> flask.Response:
         started = time.perf_counter()
         request_id = (request.headers.get("X-Request-ID") or "").strip()[:128] or str(uuid.uuid4())
+        if not request_id.isprintable():
+            request_id = str(uuid.uuid4())
         flask.g.request_id = request_id
+        flask.g.identity = None
+        context: GuardContext | None = None
         try:
-            response = self._route(request)
+            context = self.context() if self.context is not None else None
+            response = self._serve(request, context)
         except StoreUnavailable as exc:
             log.warning("Redis unavailable while serving a request", extra={"error": str(exc)})
             response = unavailable("Task storage is temporarily unavailable; retry shortly")
         except Exception:
-            log.exception("unhandled error", extra={"path": request.path, "request_id": request_id})
+            log.exception("unhandled error", extra={"path": request.path})
             response = error_response(500, "Internal server error", "Unexpected error; it was logged")
         for name, value in _SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        if _over_https(request):
+            response.headers.setdefault("Strict-Transport-Security", _HSTS)
+        if context is not None:
+            _cors(request, response, context.settings)
         response.headers["X-Request-ID"] = request_id
         route = request.path if request.path.rstrip("/") in self.routes else "other"
         HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
@@ -103,43 +158,160 @@ class Router:
                 "path": request.path,
                 "status": response.status_code,
                 "latency_ms": round((time.perf_counter() - started) * 1000, 2),
-                "request_id": request_id,
             },
         )
         return response
 
-    def _route(self, request: flask.Request) -> flask.Response:
+    def _serve(self, request: flask.Request, context: GuardContext | None) -> flask.Response:
+        found = self._resolve(request)
+        if isinstance(found, flask.Response):
+            return found
+        handler, policy = found
+        decision: Decision | None = None
+        if context is not None:
+            denied, decision = _guard(request, policy, context)
+            if denied is not None:
+                return denied
+        response = handler(request)
+        if decision is not None:
+            for name, value in decision.headers().items():
+                response.headers.setdefault(name, value)
+        return response
+
+    def _resolve(self, request: flask.Request) -> tuple[Handler, Policy] | flask.Response:
         path = request.path.rstrip("/") or "/"
         methods = self.routes.get(path)
         if methods is None:
-            for method, prefix, handler in self.prefixes:
-                if path.startswith(prefix) and request.method == method:
-                    return handler(request)
+            prefixed = {m: (h, p) for m, prefix, h, p in self.prefixes if path.startswith(prefix)}
+            if not prefixed:
+                return error_response(
+                    404, "Not Found", "The requested endpoint does not exist", path=request.path
+                )
+            methods = prefixed
+        if request.method == "OPTIONS":
+            allowed = ", ".join(sorted({*methods, "OPTIONS"}))
+            response = flask.Response(status=204, headers={"Allow": allowed})
+            response.headers["Access-Control-Allow-Methods"] = allowed
+            return response
+        found = methods.get(request.method) or (methods.get("GET") if request.method == "HEAD" else None)
+        if found is None:
+            allowed = ", ".join(sorted(methods))
             return error_response(
-                404, "Not Found", "The requested endpoint does not exist", path=request.path
+                405,
+                "Method Not Allowed",
+                f"{request.method} is not allowed here; use {allowed}",
+                headers={"Allow": allowed},
             )
-        chosen = methods.get(request.method) or (methods.get("GET") if request.method == "HEAD" else None)
-        if chosen is None:
-            return self._not_allowed(request, methods)
-        return chosen(request)
+        return found
 
-    @staticmethod
-    def _not_allowed(request: flask.Request, methods: dict[str, Handler]) -> flask.Response:
-        allowed = ", ".join(sorted(methods))
-        return error_response(
-            405,
-            "Method Not Allowed",
-            f"{request.method} is not allowed here; use {allowed}",
-            headers={"Allow": allowed},
-        )
+
+def _guard(
+    request: flask.Request, policy: Policy, context: GuardContext
+) -> tuple[flask.Response | None, Decision | None]:
+    """Authenticate, authorize and rate-limit one request; an answer when it must stop here."""
+    settings = context.settings
+    required = policy.role
+    if required is not None and policy.public_setting and getattr(settings, policy.public_setting):
+        required = None
+    identity: Identity | None = None
+    if required is not None and context.auth.enabled:
+        try:
+            identity = context.auth.authenticate(request.headers)
+        except AuthError as exc:
+            log.info(
+                "authentication failed",
+                extra={"reason": str(exc), "path": request.path, "client_ip": client_ip(request, settings)},
+            )
+        if identity is None:
+            return json_response(UNAUTHORIZED, 401, {"WWW-Authenticate": "Bearer"}), None
+        if not identity.allows(required):
+            held = identity.role.label if identity.role is not None else "no role"
+            return (
+                error_response(
+                    403,
+                    "Forbidden",
+                    f"this endpoint requires the role {required.label} or higher; the credential has {held}",
+                ),
+                None,
+            )
+    flask.g.identity = identity
+    if policy.group is None:
+        return None, None
+    client = identity.client if identity is not None else f"ip:{client_ip(request, settings)}"
+    windows = (
+        Window(settings.rate_limit_requests_per_minute, 60),
+        Window(settings.rate_limit_burst, settings.rate_limit_burst_window),
+    )
+    try:
+        decision = context.limiter.hit(f"{policy.group}:{client}", windows)
+    except StoreUnavailable as exc:
+        if not policy.fail_open:
+            raise
+        log.warning("rate limiter unavailable; serving without a limit", extra={"error": str(exc)})
+        return None, None
+    if decision is not None and not decision.allowed:
+        log.info("rate limit exceeded", extra={"group": policy.group, "client": client})
+        return json_response(decision.body(), 429, decision.headers()), decision
+    return None, decision
+
+
+def current_identity() -> Identity | None:
+    """The authenticated caller of the current request (``None``: open route or auth disabled)."""
+    identity = flask.g.get("identity")
+    return identity if isinstance(identity, Identity) else None
+
+
+def client_ip(request: flask.Request, settings: Settings) -> str:
+    """The caller's address: ``TRUSTED_PROXY_HOPS`` proxies in front append to X-Forwarded-For."""
+    hops = settings.trusted_proxy_hops
+    route = [request.remote_addr or "unknown"]
+    if hops:
+        forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",")]
+        route = [part for part in forwarded if part] + route
+    return route[-(hops + 1)] if len(route) > hops else route[0]
+
+
+def _over_https(request: flask.Request) -> bool:
+    forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+    return forwarded == "https" or request.scheme == "https"
+
+
+def _cors(request: flask.Request, response: flask.Response, settings: Settings) -> None:
+    """Allow exactly the configured origins (``CORS_ORIGINS``); never a wildcard, no credentials."""
+    origin = (request.headers.get("Origin") or "").strip()
+    if not origin or origin not in settings.cors_origins:
+        if request.method == "OPTIONS":
+            response.headers.pop("Access-Control-Allow-Methods", None)
+        return
+    response.headers["Access-Control-Allow-Origin"] = origin
+    response.headers.add("Vary", "Origin")
+    response.headers["Access-Control-Expose-Headers"] = _CORS_EXPOSE_HEADERS
+    if request.method == "OPTIONS":
+        response.headers["Access-Control-Allow-Headers"] = _CORS_ALLOW_HEADERS
+        response.headers["Access-Control-Max-Age"] = "600"
 
 
 def request_id() -> str:
     return str(flask.g.get("request_id", ""))
 
 
-def read_json_body(request: flask.Request, max_bytes: int) -> tuple[Any, flask.Response | None]:
-    """Parse a JSON request body within ``max_bytes``; on failure return the error response."""
+def read_json_body(
+    request: flask.Request, max_bytes: int, *, max_depth: int = 32
+) -> tuple[Any, flask.Response | None]:
+    """Parse a JSON request body within ``max_bytes`` and ``max_depth``; on failure the error answer.
+
+    A ``Content-Type`` other than JSON (``application/json``, ``application/*+json``, parameters
+    allowed) is refused with 415; a missing one is accepted, since the body is parsed as strict JSON
+    either way (``NaN``/``Infinity`` and unpaired surrogates are refused too).
+    """
+    content_type = request.headers.get("Content-Type")
+    if content_type is not None and not _is_json(request.mimetype):
+        return None, error_response(
+            415,
+            "Unsupported Media Type",
+            f"Content-Type must be application/json; got {content_type[:100]!r}",
+            field="Content-Type",
+        )
     if request.content_length is not None and request.content_length > max_bytes:
         return None, _too_large(max_bytes)
     raw = request.stream.read(max_bytes + 1)
@@ -150,11 +322,61 @@ def read_json_body(request: flask.Request, max_bytes: int) -> tuple[Any, flask.R
             400, "Invalid request", "request body is empty; send a JSON object", field="body"
         )
     try:
-        return json.loads(raw), None
+        document = json.loads(raw, parse_constant=_refuse_constant)
+    except RecursionError:
+        return None, _too_deep(max_depth)
     except (ValueError, UnicodeDecodeError) as exc:
         return None, error_response(
             400, "Invalid request", f"request body is not valid JSON: {exc}", field="body"
         )
+    problem = _check_structure(document, max_depth)
+    if problem == "depth":
+        return None, _too_deep(max_depth)
+    if problem:
+        return None, error_response(400, "Invalid request", problem, field="body")
+    return document, None
+
+
+def _is_json(mimetype: str) -> bool:
+    return mimetype == "application/json" or (
+        mimetype.startswith("application/") and mimetype.endswith("+json")
+    )
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _check_structure(document: Any, max_depth: int) -> str:
+    """``"depth"`` when nested deeper than ``max_depth``, a message for unencodable text, else ``""``."""
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > max_depth:
+                return "depth"
+            items = value.items() if isinstance(value, dict) else ((None, v) for v in value)
+            for key, item in items:
+                if key is not None and not _encodable(key):
+                    return "request body contains an unpaired UTF-16 surrogate"
+                stack.append((item, depth + 1))
+        elif isinstance(value, str) and not _encodable(value):
+            return "request body contains an unpaired UTF-16 surrogate"
+    return ""
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _too_deep(max_depth: int) -> flask.Response:
+    return error_response(
+        400, "Invalid request", f"request body is nested deeper than {max_depth} levels", field="body"
+    )
 
 
 def _too_large(max_bytes: int) -> flask.Response:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 import flask
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from shared.errors import GatewayError, QueueUnavailable, TransientError
+from shared.errors import GatewayError, QueueUnavailable, StoreUnavailable, TransientError
 from shared.http import (
+    current_identity,
     error_response,
     json_response,
     read_json_body,
@@ -21,12 +24,15 @@ from shared.http import (
 )
 from shared.models import QueueMessage, WebhookAccepted, WebhookRequest, go_timestamp, new_message_id
 from shared.providers.base import HistoryMessage
+from shared.ratelimit import Window
 from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 POLLING_PATH = "/api/v1/message/response"
 DEFAULT_WAIT_SECONDS = 5
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+_SAFE_KEY = re.compile(r"^[A-Za-z0-9._:=+/@-]{1,128}$")
 
 
 class HistoryUpdateRequest(BaseModel):
@@ -67,14 +73,17 @@ def invalid(exc: ValidationError) -> flask.Response:
 
 
 def accept_user_message(request: flask.Request, runtime: Runtime) -> flask.Response:
+    """Validate, suppress duplicates, apply the per-number limit, record and queue one message."""
     settings = runtime.settings
-    document, problem = read_json_body(request, settings.max_request_size)
+    document, problem = read_json_body(request, settings.max_request_size, max_depth=settings.max_json_depth)
     if problem is not None:
         return problem
     if not isinstance(document, dict):
         return error_response(400, "Invalid request", "request body must be a JSON object", field="body")
     try:
-        incoming = WebhookRequest.model_validate(document)
+        incoming = WebhookRequest.model_validate(
+            document, context={"max_message_chars": settings.max_message_chars}
+        )
     except ValidationError as exc:
         return invalid(exc)
     if len(incoming.message.encode()) > settings.max_message_bytes:
@@ -84,7 +93,39 @@ def accept_user_message(request: flask.Request, runtime: Runtime) -> flask.Respo
             f"message: must be at most {settings.max_message_bytes} bytes",
             field="message",
         )
+    idempotency_key, problem = _idempotency_key(request, incoming)
+    if problem is not None:
+        return problem
+    identity = current_identity()
+    client = identity.client if identity is not None else "anonymous"
     message_id = new_message_id()
+    if idempotency_key:
+        earlier = runtime.store.claim_idempotency(
+            client, idempotency_key, message_id, ttl=int(settings.idempotency_ttl)
+        )
+        if earlier is not None:
+            return _duplicate(runtime, earlier)
+    try:
+        return _queue(runtime, incoming, message_id)
+    except _Refused as refused:  # not queued: a retry with the same key must be able to succeed
+        if idempotency_key:
+            _release(runtime, client, idempotency_key, message_id)
+        return refused.response
+    except BaseException:
+        if idempotency_key:
+            _release(runtime, client, idempotency_key, message_id)
+        raise
+
+
+def _queue(runtime: Runtime, incoming: WebhookRequest, message_id: str) -> flask.Response:
+    settings = runtime.settings
+    number_limit = runtime.limiter.hit(
+        "user_number:" + incoming.user_number.lstrip("+"),
+        [Window(settings.rate_limit_per_user_number_per_minute, 60)],
+    )
+    if number_limit is not None and not number_limit.allowed:
+        log.info("per-number rate limit exceeded", extra={"user_number": incoming.user_number})
+        raise _Refused(json_response(number_limit.body(), 429, number_limit.headers()))
     message_type = incoming.resolved_type()
     provider = incoming.provider or settings.agent_provider
     queue_message = QueueMessage(
@@ -112,13 +153,87 @@ def accept_user_message(request: flask.Request, runtime: Runtime) -> flask.Respo
     try:
         runtime.publisher.publish(queue_message.to_body())
     except QueueUnavailable as exc:
-        return _queue_refused(runtime, message_id, exc)
+        raise _Refused(_queue_refused(runtime, message_id, exc)) from None
+    log.info("message accepted", extra={"message_id": message_id, "user_number": incoming.user_number})
     accepted = WebhookAccepted(
         message_id=message_id,
         polling_endpoint=f"{POLLING_PATH}?message_id={message_id}",
         estimated_wait_time=_estimate_seconds(average_ms),
     )
     return json_response(accepted.model_dump(), settings.webhook_success_status)
+
+
+class _Refused(Exception):
+    """The message was not queued; ``response`` says why (the idempotency claim is released)."""
+
+    def __init__(self, response: flask.Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+def _idempotency_key(
+    request: flask.Request, incoming: WebhookRequest
+) -> tuple[str | None, flask.Response | None]:
+    """``Idempotency-Key`` header, else ``metadata.message_id`` / ``metadata.wamid`` (WhatsApp)."""
+    header = request.headers.get("Idempotency-Key")
+    if header is not None:
+        key = header.strip()
+        if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH or not key.isprintable() or not key.isascii():
+            return None, error_response(
+                400,
+                "Invalid request",
+                f"Idempotency-Key: must be 1-{MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters",
+                field="Idempotency-Key",
+            )
+        return _key_name(key), None
+    for name in ("message_id", "wamid"):
+        value = incoming.metadata.get(name)
+        if isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip():
+            return _key_name(str(value).strip()), None
+    return None, None
+
+
+def _key_name(key: str) -> str:
+    """The key itself when it is short and plain, else its SHA-256 (Redis key names stay tidy)."""
+    return key if _SAFE_KEY.match(key) else "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def _duplicate(runtime: Runtime, earlier: dict[str, Any]) -> flask.Response:
+    """200 with the first request's answer: nothing is queued twice."""
+    message_id = str(earlier["message_id"])
+    status = runtime.store.task_status(message_id)
+    if status is None:
+        accepted_at = _parse_time(earlier.get("accepted_at"))
+        recent = accepted_at is not None and (
+            (datetime.now(UTC) - accepted_at).total_seconds() < runtime.settings.task_status_ttl
+        )
+        status = "processing" if recent else "expired"
+    log.info("duplicate message suppressed", extra={"message_id": message_id})
+    return json_response(
+        {
+            "message_id": message_id,
+            "status": status,
+            "polling_endpoint": f"{POLLING_PATH}?message_id={message_id}",
+            "duplicate": True,
+        },
+        200,
+    )
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _release(runtime: Runtime, client: str, key: str, message_id: str) -> None:
+    try:
+        runtime.store.release_idempotency(client, key, message_id)
+    except StoreUnavailable:
+        log.warning("could not release an idempotency key", extra={"message_id": message_id})
 
 
 def _estimate_seconds(average_ms: float | None) -> int:
@@ -137,7 +252,8 @@ def _queue_refused(runtime: Runtime, message_id: str, exc: QueueUnavailable) -> 
 
 
 def update_history(request: flask.Request, runtime: Runtime) -> flask.Response:
-    document, problem = read_json_body(request, runtime.settings.max_request_size)
+    settings = runtime.settings
+    document, problem = read_json_body(request, settings.max_request_size, max_depth=settings.max_json_depth)
     if problem is not None:
         return problem
     if not isinstance(document, dict):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -95,33 +96,48 @@ class LocalStack:
         set_runtime(None)
 
 
-def _prepare_environment() -> None:
-    """Defaults that only make sense locally: the mock agent when no backend is configured."""
-    embedded = not os.environ.get("REDIS_URL", os.environ.get("REDIS_DSN")) and not os.environ.get(
-        "RABBITMQ_URL"
-    )
-    if embedded:
-        os.environ.setdefault("AGENT_PROVIDER", "mock")
+CREDENTIAL_VARIABLES = ("API_TOKEN", "API_TOKENS", "API_KEYS", "JWT_SECRET", "JWT_PUBLIC_KEY_FILE")
 
 
-def _banner(stack: LocalStack) -> str:
+def _prepare_environment() -> str | None:
+    """A random admin token when no credential is configured (returned, to be printed)."""
+    disabled = os.environ.get("AUTH_DISABLED", "").strip().lower() in ("1", "true", "yes", "on")
+    if disabled or any(os.environ.get(name, "").strip() for name in CREDENTIAL_VARIABLES):
+        return None
+    token = secrets.token_urlsafe(32)
+    os.environ["API_TOKEN"] = token
+    return token
+
+
+def _banner(stack: LocalStack, generated_token: str | None = None) -> str:
     settings = stack.runtime.settings
     backends = "embedded (fakeredis + in-memory queue)" if settings.embedded else "Redis + RabbitMQ"
     url = f"http://localhost:{stack.port}"
+    if settings.auth_disabled:
+        auth_line = "Authentication: DISABLED (AUTH_DISABLED=true)"
+        auth = ""
+    elif generated_token:
+        auth_line = f"Local admin token (generated; set API_TOKEN to choose one): {generated_token}"
+        auth = f' -H "Authorization: Bearer {generated_token}"'
+    else:
+        auth_line = "Authentication: configured credentials (API_TOKEN / API_TOKENS / API_KEYS / JWT)"
+        auth = ' -H "Authorization: Bearer $API_TOKEN"'
     return "\n".join(
         [
             f"EAí Agent Gateway listening on {url}  (backends: {backends}; agent: {settings.agent_provider})",
+            auth_line,
             "Try it:",
-            f"  curl -s -X POST {url}/api/v1/message/webhook/user -H 'Content-Type: application/json' \\",
+            f"  curl -s -X POST {url}/api/v1/message/webhook/user{auth} \\",
+            "       -H 'Content-Type: application/json' \\",
             '       -d \'{"user_number":"5521999999999","message":"Olá!"}\'',
-            f"  curl -s '{url}/api/v1/message/response?message_id=<message_id from above>'",
+            f"  curl -s{auth} '{url}/api/v1/message/response?message_id=<message_id from above>'",
             f"OpenAPI: {url}/openapi.json   Health: {url}/health   Ctrl-C stops.",
         ]
     )
 
 
 def main() -> None:
-    _prepare_environment()
+    generated_token = _prepare_environment()
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -129,7 +145,7 @@ def main() -> None:
         raise SystemExit(2) from None
     configure_logging(settings)
     stack = LocalStack(settings).start()
-    print(_banner(stack), flush=True)
+    print(_banner(stack, generated_token), flush=True)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     signal.signal(signal.SIGINT, lambda *_: stopped.set())

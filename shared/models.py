@@ -15,14 +15,15 @@ from enum import StrEnum
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from shared.audio import detect_audio
 from shared.errors import InvalidMessage
 
-MAX_USER_NUMBER_LENGTH = 128
 MAX_CALLBACK_URL_LENGTH = 2048
-_CONTROL_OR_SPACE = re.compile(r"[\s\x00-\x1f\x7f]")
+MAX_AUDIO_URL_LENGTH = 2048
+DEFAULT_MAX_MESSAGE_CHARS = 4096
+_E164 = re.compile(r"^\+?[0-9]{8,15}$")
 _ENGINE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 
@@ -43,12 +44,22 @@ class WebhookRequest(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
 
     user_number: str = Field(
-        description="WhatsApp user id (usually the phone number); also the agent thread id.",
+        description=(
+            "The user's phone number, E.164 digits with an optional leading `+` (8-15 digits); stored "
+            "exactly as sent (trimmed): it is also the agent thread id."
+        ),
         examples=["5521999999999"],
+        pattern=r"^\s*\+?[0-9]{8,15}\s*$",
     )
-    message: str = Field(description="The user's text, or the URL of a voice note.")
     message_type: MessageType | None = Field(
         None, description="`text` or `audio`; when absent, audio is detected from the URL."
+    )
+    message: str = Field(
+        description=(
+            "The user's text (at most MAX_MESSAGE_CHARS characters, default 4096), or the http(s) URL "
+            "of a voice note."
+        ),
+        min_length=1,
     )
     previous_message: str | None = Field(
         None, description="Text the system sent the user before (injected as an `ai` history message)."
@@ -62,23 +73,41 @@ class WebhookRequest(BaseModel):
         None, description="Overrides the default Vertex AI reasoning engine for this message."
     )
 
-    @field_validator("user_number")
+    @field_validator("user_number", mode="before")
     @classmethod
-    def _check_user_number(cls, value: str) -> str:
+    def _check_user_number(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
         value = value.strip()
         if not value:
             raise ValueError("must not be empty")
-        if len(value) > MAX_USER_NUMBER_LENGTH:
-            raise ValueError(f"must be at most {MAX_USER_NUMBER_LENGTH} characters")
-        if _CONTROL_OR_SPACE.search(value):
-            raise ValueError("must not contain spaces or control characters")
+        if not _E164.match(value):
+            raise ValueError(
+                "must be a phone number in E.164 form: 8 to 15 digits with an optional leading '+', "
+                "e.g. 5521999999999"
+            )
         return value
 
     @field_validator("message")
     @classmethod
-    def _check_message(cls, value: str) -> str:
+    def _check_message(cls, value: str, info: ValidationInfo) -> str:
+        """Text: at most ``max_message_chars`` (validation context) characters; audio: an http(s) URL."""
         if not value.strip():
             raise ValueError("must not be empty")
+        declared = info.data.get("message_type")
+        audio = declared == MessageType.AUDIO if declared is not None else detect_audio(value)
+        if audio:
+            text = value.strip()
+            parts = urlsplit(text)
+            if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in text):
+                raise ValueError("must be an http or https URL when message_type is audio")
+            if len(text) > MAX_AUDIO_URL_LENGTH:
+                raise ValueError(f"an audio URL must be at most {MAX_AUDIO_URL_LENGTH} characters")
+            return value
+        context = info.context if isinstance(info.context, dict) else {}
+        limit = int(context.get("max_message_chars", DEFAULT_MAX_MESSAGE_CHARS))
+        if len(value) > limit:
+            raise ValueError(f"must be at most {limit} characters")
         return value
 
     @field_validator("previous_message", "reasoning_engine_id", "callback_url", mode="before")

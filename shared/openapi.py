@@ -46,6 +46,27 @@ def _schemas() -> dict[str, Any]:
             "retry_after": {"type": "integer"},
         },
     }
+    schemas["RateLimitError"] = {
+        "type": "object",
+        "required": ["error", "retry_after", "limit", "window"],
+        "properties": {
+            "error": {"type": "string", "const": "Rate limit exceeded"},
+            "message": {"type": "string"},
+            "retry_after": {"type": "integer", "description": "Seconds"},
+            "limit": {"type": "integer"},
+            "window": {"type": "integer", "description": "Seconds"},
+        },
+    }
+    schemas["Duplicate"] = {
+        "type": "object",
+        "required": ["message_id", "status", "polling_endpoint", "duplicate"],
+        "properties": {
+            "message_id": {"type": "string", "format": "uuid"},
+            "status": {"type": "string", "enum": ["processing", "completed", "failed", "expired"]},
+            "polling_endpoint": {"type": "string"},
+            "duplicate": {"type": "boolean", "const": True},
+        },
+    }
     schemas["HealthReport"] = {
         "type": "object",
         "properties": {
@@ -75,12 +96,62 @@ def _message_id_param() -> dict[str, Any]:
     }
 
 
+_RATE_HEADERS = {
+    "X-RateLimit-Limit": {"description": "Requests allowed in the window", "schema": {"type": "integer"}},
+    "X-RateLimit-Remaining": {"description": "Requests left in the window", "schema": {"type": "integer"}},
+    "X-RateLimit-Reset": {
+        "description": "Seconds until the oldest counted request leaves the window",
+        "schema": {"type": "integer"},
+    },
+}
+
+
+def _guarded(role: str) -> dict[str, Any]:
+    """Security requirement and the 401/403/429 answers of a route that needs ``role``."""
+    return {
+        "security": [{"bearerAuth": []}, {"apiKeyAuth": []}],
+        "description": f"Requires the role `{role}` or higher (read_only < message_sender < admin).",
+        "x-required-role": role,
+    }
+
+
+def _guard_answers() -> dict[str, Any]:
+    return {
+        "401": {
+            "description": "Missing or invalid credentials",
+            "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+            "content": _json("ErrorBody"),
+        },
+        "403": _answer("Valid credentials without the required role"),
+        "429": {
+            "description": "Rate limit exceeded; retry after `Retry-After` seconds",
+            "headers": {**_RATE_HEADERS, "Retry-After": {"schema": {"type": "integer"}}},
+            "content": _json("RateLimitError"),
+        },
+    }
+
+
+def _rate_limited(answer: dict[str, Any]) -> dict[str, Any]:
+    return {**answer, "headers": _RATE_HEADERS}
+
+
 def build_document() -> dict[str, Any]:
     errors = {
         "400": _answer("Invalid input; `field` names the offending field"),
         "503": _answer("A dependency (Redis, RabbitMQ) is unavailable; retry after `Retry-After`"),
     }
+    guard = _guard_answers()
     health = {"200": _answer("Healthy", "HealthReport"), "503": _answer("A dependency fails", "HealthReport")}
+    idempotency = {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "description": (
+            "Same key (per client) within 24 h: the first answer again with 200, nothing queued twice. "
+            "Without it, `metadata.message_id` or `metadata.wamid` is used."
+        ),
+        "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    }
     return {
         "openapi": "3.1.0",
         "info": {"title": "EAí Agent Gateway API", "version": VERSION},
@@ -88,10 +159,17 @@ def build_document() -> dict[str, Any]:
             "/api/v1/message/webhook/user": {
                 "post": {
                     "summary": "Accept a user message and queue it",
+                    **_guarded("message_sender"),
+                    "parameters": [idempotency],
                     "requestBody": {"required": True, "content": _json("WebhookRequest")},
                     "responses": {
-                        "202": _answer("Queued (201 when WEBHOOK_SUCCESS_STATUS=201)", "WebhookAccepted"),
+                        "202": _rate_limited(
+                            _answer("Queued (201 when WEBHOOK_SUCCESS_STATUS=201)", "WebhookAccepted")
+                        ),
+                        "200": _rate_limited(_answer("Duplicate: the first request's answer", "Duplicate")),
                         "413": _answer("Body larger than MAX_REQUEST_SIZE"),
+                        "415": _answer("Content-Type is not JSON"),
+                        **guard,
                         **errors,
                     },
                 }
@@ -99,15 +177,23 @@ def build_document() -> dict[str, Any]:
             "/api/v1/message/webhook/update_history": {
                 "post": {
                     "summary": "Append messages to a user's agent thread (synchronous)",
+                    **_guarded("message_sender"),
                     "requestBody": {"required": True, "content": _json("HistoryUpdateRequest")},
-                    "responses": {"200": {"description": "The agent backend's answer"}, **errors},
+                    "responses": {
+                        "200": {"description": "The agent backend's answer"},
+                        "415": _answer("Content-Type is not JSON"),
+                        **guard,
+                        **errors,
+                    },
                 }
             },
             "/api/v1/message/response": {
                 "get": {
                     "summary": "Poll the result of a message",
+                    **_guarded("read_only"),
                     "parameters": [_message_id_param()],
                     "responses": {
+                        **guard,
                         "200": _answer("Completed or failed", "PollResponse"),
                         "202": _answer("Still processing", "PollResponse"),
                         "404": _answer("Unknown or expired message id"),
@@ -118,8 +204,10 @@ def build_document() -> dict[str, Any]:
             "/api/v1/message/debug/task-status": {
                 "get": {
                     "summary": "Debug view of a task's stored state",
+                    **_guarded("admin"),
                     "parameters": [_message_id_param()],
                     "responses": {
+                        **guard,
                         "200": {"description": "Task state"},
                         "404": _answer("Unknown id"),
                         **errors,
@@ -129,33 +217,59 @@ def build_document() -> dict[str, Any]:
             "/api/v1/message/last-activity": {
                 "get": {
                     "summary": "When the user's last message was answered",
+                    **_guarded("read_only"),
                     "parameters": [
                         {"name": "user_number", "in": "query", "required": True, "schema": {"type": "string"}}
                     ],
                     "responses": {
+                        **guard,
                         "200": {"description": "Timestamp"},
                         "404": _answer("No activity"),
                         **errors,
                     },
                 }
             },
-            "/health": {"get": {"summary": "Dependency health", "responses": health}},
+            "/health": {
+                "get": {
+                    "summary": "Dependency health (open when HEALTH_PUBLIC=true)",
+                    **_guarded("read_only"),
+                    "responses": {**health, **guard},
+                }
+            },
             "/health/{dependency}": {
                 "get": {
                     "summary": "Health of one dependency (redis, rabbitmq)",
+                    **_guarded("read_only"),
                     "parameters": [
                         {"name": "dependency", "in": "path", "required": True, "schema": {"type": "string"}}
                     ],
-                    "responses": health,
+                    "responses": {**health, **guard},
                 }
             },
-            "/ready": {"get": {"summary": "Readiness", "responses": health}},
-            "/live": {"get": {"summary": "Liveness", "responses": {"200": {"description": "Alive"}}}},
+            "/ready": {"get": {"summary": "Readiness", "security": [], "responses": health}},
+            "/live": {
+                "get": {"summary": "Liveness", "security": [], "responses": {"200": {"description": "Alive"}}}
+            },
             "/metrics": {
-                "get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "Text"}}}
+                "get": {
+                    "summary": "Prometheus metrics (open when METRICS_PUBLIC=true)",
+                    **_guarded("read_only"),
+                    "responses": {"200": {"description": "Text"}, **guard},
+                }
             },
         },
-        "components": {"schemas": _schemas()},
+        "security": [{"bearerAuth": []}, {"apiKeyAuth": []}],
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A token from API_TOKEN/API_TOKENS, or a JWT (HS256/RS256)",
+                },
+                "apiKeyAuth": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            },
+        },
     }
 
 

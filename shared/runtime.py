@@ -11,6 +11,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
+from shared.auth import Authenticator, build_authenticator
 from shared.bridge import Bridge, HttpSink, MemoryConsumer, RabbitConsumer, RetryPolicy, Sink
 from shared.config import Settings, get_settings
 from shared.errors import ConfigError
@@ -18,6 +19,7 @@ from shared.pipeline import Pipeline
 from shared.providers.base import AgentProvider
 from shared.providers.factory import build_agent, build_resilient
 from shared.queue import MemoryBroker, Publisher, RabbitPublisher, Topology
+from shared.ratelimit import RateLimiter
 from shared.store import TaskStore, TaskTTL, build_redis
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,8 @@ class Runtime:
     store: TaskStore
     publisher: Publisher
     topology: Topology
+    auth: Authenticator
+    limiter: RateLimiter
     broker: MemoryBroker | None = None
     _backends: dict[str, AgentProvider] = field(default_factory=dict)
     _agents: dict[str, AgentProvider] = field(default_factory=dict)
@@ -73,6 +77,8 @@ def topology_from(settings: Settings) -> Topology:
 
 
 def build_runtime(settings: Settings) -> Runtime:
+    """Build every adapter; :class:`ConfigError` when a setting is unusable (e.g. no credentials)."""
+    auth = build_authenticator(settings)
     client = build_redis(
         settings.redis_url,
         connect_timeout=settings.redis_connect_timeout,
@@ -96,7 +102,16 @@ def build_runtime(settings: Settings) -> Runtime:
     else:
         broker = MemoryBroker()
         publisher = broker
-    return Runtime(settings=settings, store=store, publisher=publisher, topology=topology, broker=broker)
+    limiter = RateLimiter(client, prefix=settings.redis_key_prefix, enabled=settings.rate_limit_enabled)
+    return Runtime(
+        settings=settings,
+        store=store,
+        publisher=publisher,
+        topology=topology,
+        auth=auth,
+        limiter=limiter,
+        broker=broker,
+    )
 
 
 def build_pipeline(runtime: Runtime) -> Pipeline:

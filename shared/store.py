@@ -11,6 +11,7 @@
 | ``user:last_activity:<user_number>`` | RFC 3339 timestamp |
 | ``task:summary:<id>`` | new: final text, error code, timings (fields the Go keys cannot carry) |
 | ``stats:processing_ms`` | new: moving average of processing time, for ``estimated_wait_time`` |
+| ``idempotency:<client>:<key>`` | new: ``{"message_id":…,"accepted_at":…}`` of the first request |
 
 Every Redis failure surfaces as :class:`~shared.errors.StoreUnavailable`.
 """
@@ -103,6 +104,30 @@ class TaskStore:
         replies = self._run(pipe.execute)
         average = replies[-1]
         return float(average) if average else None
+
+    def claim_idempotency(self, client: str, key: str, message_id: str, *, ttl: int) -> dict[str, Any] | None:
+        """Claim ``key`` for ``message_id`` (SET NX); return the earlier claim when one exists."""
+        name = self.key("idempotency", f"{client}:{key}")
+        record = go_json({"message_id": message_id, "accepted_at": _now()})
+        for _ in range(3):
+            if self._run(lambda: self.client.set(name, record, nx=True, ex=ttl)):
+                return None
+            existing = _json_object(self._run(lambda: self.client.get(name)))
+            if existing.get("message_id"):
+                return existing
+            # Expired or released between SET and GET: try to claim it again.
+        raise StoreUnavailable("idempotency key is contended; retry")
+
+    def release_idempotency(self, client: str, key: str, message_id: str) -> None:
+        """Forget a claim made by ``message_id`` (its publish failed), so a retry can succeed."""
+        name = self.key("idempotency", f"{client}:{key}")
+        existing = _json_object(self._run(lambda: self.client.get(name)))
+        if existing.get("message_id") == message_id:
+            self._run(lambda: self.client.delete(name))
+
+    def task_status(self, message_id: str) -> str | None:
+        value = self._run(lambda: self.client.get(self.key("task:status", message_id)))
+        return str(value) if value is not None else None
 
     # --- worker -------------------------------------------------------------------------------
     def mark_processing(self, message_id: str, *, error: str | None = None) -> None:

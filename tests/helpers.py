@@ -26,6 +26,10 @@ RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
 T = TypeVar("T")
 
+TEST_TOKEN = "test-admin-token-" + "x" * 24
+AUTH = {"Authorization": f"Bearer {TEST_TOKEN}"}
+api = httpx.Client(headers=AUTH, timeout=30)  # an authenticated client of the gateway under test
+
 
 DIGITS = ("one", "two", "three", "four", "five")
 
@@ -65,13 +69,19 @@ def real_settings(run_id: str, **overrides: Any) -> Settings:
         "rabbitmq_dlq": f"{run_id}.user_messages_dlq",
         "agent_provider": "mock",
         "log_format": "text",
+        "api_token": TEST_TOKEN,
     }
     values.update(overrides)
     return load_settings(**values)
 
 
 def embedded_settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {"redis_url": None, "rabbitmq_url": None, "agent_provider": "mock"}
+    values: dict[str, Any] = {
+        "redis_url": None,
+        "rabbitmq_url": None,
+        "agent_provider": "mock",
+        "api_token": TEST_TOKEN,
+    }
     values.update(overrides)
     return load_settings(**values)
 
@@ -109,7 +119,7 @@ def wait_for(check: Callable[[], T | None], *, timeout: float = 20.0, interval: 
 
 def poll_until_final(base_url: str, message_id: str, *, timeout: float = 20.0) -> dict[str, Any]:
     def final() -> dict[str, Any] | None:
-        response = httpx.get(f"{base_url}/api/v1/message/response", params={"message_id": message_id})
+        response = api.get(f"{base_url}/api/v1/message/response", params={"message_id": message_id})
         body: dict[str, Any] = response.json()
         return body if response.status_code == 200 else None
 

@@ -4,9 +4,11 @@ import flask
 import functions_framework
 
 from shared.api import webhook_router
+from shared.auth import require_credentials
 from shared.runtime import get_runtime
 
-get_runtime()  # fail at start, naming the variable, when a setting is invalid
+# Fail at start, naming the variable, when a setting is invalid or credentials are missing.
+require_credentials(get_runtime().auth, get_runtime().settings)
 _router = webhook_router()
 
 

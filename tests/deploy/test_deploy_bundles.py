@@ -84,7 +84,7 @@ def test_bundle_runs_alone(bundles: Path, tmp_path: Path, function: str) -> None
     unpacked = tmp_path / function
     with zipfile.ZipFile(bundles / f"{function}.zip") as archive:
         archive.extractall(unpacked)
-    clean_env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8"}
+    clean_env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8", "API_TOKEN": "t" * 32}
     result = subprocess.run(
         [sys.executable, "-I", "-S", "-c", PROBE, str(unpacked), _site_packages(), str(REPO), function],
         cwd=tmp_path,

@@ -8,14 +8,14 @@ import httpx
 import pytest
 
 from shared.localstack import LocalStack
-from tests.helpers import poll_until_final, wait_for
+from tests.helpers import api, poll_until_final, wait_for
 
 WEBHOOK = "/api/v1/message/webhook/user"
 
 
 def send(stack: LocalStack, **body: object) -> httpx.Response:
     payload = {"user_number": "5521999999999", "message": "Olá, tudo bem?", **body}
-    return httpx.post(stack.base_url + WEBHOOK, json=payload)
+    return api.post(stack.base_url + WEBHOOK, json=payload)
 
 
 def assert_completed(stack: LocalStack) -> None:
@@ -59,7 +59,7 @@ def test_poll_answers_202_while_processing(embedded_stack: LocalStack) -> None:
     embedded_stack.consumer.stop()  # nothing drains the queue: the task stays processing
     wait_for(lambda: not any(t.is_alive() for t in embedded_stack._threads if t.name == "bridge"))
     accepted = send(embedded_stack).json()
-    pending = httpx.get(
+    pending = api.get(
         embedded_stack.base_url + "/api/v1/message/response", params={"message_id": accepted["message_id"]}
     )
     assert pending.status_code == 202
@@ -76,10 +76,10 @@ def test_agent_failure_ends_failed_with_error_code(embedded_stack: LocalStack) -
 
 
 def test_health_names_each_dependency(embedded_stack: LocalStack) -> None:
-    response = httpx.get(embedded_stack.base_url + "/health")
+    response = api.get(embedded_stack.base_url + "/health")
     assert response.status_code == 200
     assert set(response.json()["checks"]) == {"redis", "rabbitmq"}
-    assert httpx.get(embedded_stack.base_url + "/live").json()["status"] == "alive"
-    assert httpx.get(embedded_stack.base_url + "/ready").json()["status"] == "ready"
-    one = httpx.get(embedded_stack.base_url + "/health/redis").json()
+    assert api.get(embedded_stack.base_url + "/live").json()["status"] == "alive"
+    assert api.get(embedded_stack.base_url + "/ready").json()["status"] == "ready"
+    one = api.get(embedded_stack.base_url + "/health/redis").json()
     assert list(one["checks"]) == ["redis"]

@@ -10,13 +10,13 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import httpx
 import pytest
 
 from shared.localstack import LocalStack
 from tests.conftest import start_stack
 from tests.helpers import (
     DIGITS,
+    api,
     embedded_settings,
     needs_speech_tools,
     poll_until_final,
@@ -81,7 +81,7 @@ def stack_with(request: pytest.FixtureRequest) -> Iterator[Callable[..., LocalSt
 
 
 def send(stack: LocalStack, **body: Any) -> dict[str, Any]:
-    response = httpx.post(stack.base_url + WEBHOOK, json={"user_number": "5521912345678", **body})
+    response = api.post(stack.base_url + WEBHOOK, json={"user_number": "5521912345678", **body})
     assert response.status_code == 202, response.text
     result: dict[str, Any] = response.json()
     return result

@@ -7,7 +7,6 @@ import subprocess
 import threading
 from typing import Any
 
-import httpx
 import pika
 import pytest
 
@@ -18,7 +17,7 @@ from shared.localstack import LocalStack
 from shared.models import QueueMessage
 from shared.runtime import build_runtime, topology_from
 from tests.conftest import start_stack
-from tests.helpers import RABBITMQ_URL, RecordingServer, poll_until_final, wait_for
+from tests.helpers import RABBITMQ_URL, RecordingServer, api, poll_until_final, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -70,7 +69,7 @@ def test_webhook_publishes_the_go_body(real: Settings) -> None:
     stack = start_stack(real)
     stack.consumer.stop()  # leave the message in the queue to inspect it
     try:
-        accepted = httpx.post(
+        accepted = api.post(
             stack.base_url + WEBHOOK,
             json={
                 "user_number": "5521988887777",
@@ -124,7 +123,6 @@ def test_broker_refusal_answers_503_and_fails_the_task(real: Settings) -> None:
     stack.consumer.stop()
     connection, channel = rabbit_channel()
     try:
-        httpx.post(stack.base_url + "/live")  # warm up
         # A bound queue that rejects every publish makes the broker nack the message.
         rejecting = f"{real.rabbitmq_queue}.rejecting"
         channel.queue_declare(
@@ -134,9 +132,7 @@ def test_broker_refusal_answers_503_and_fails_the_task(real: Settings) -> None:
         runtime.publisher.publish(b"{}")  # declare the topology first
         channel.queue_bind(rejecting, real.rabbitmq_exchange, routing_key=real.rabbitmq_queue)
 
-        response = httpx.post(
-            stack.base_url + WEBHOOK, json={"user_number": "5521977776666", "message": "oi"}
-        )
+        response = api.post(stack.base_url + WEBHOOK, json={"user_number": "5521977776666", "message": "oi"})
 
         assert response.status_code == 503
         assert response.headers["Retry-After"]
@@ -224,7 +220,7 @@ def _consumer(settings: Settings, runtime: Any, url: str) -> RabbitConsumer:
 def test_bridge_survives_a_dropped_connection(real: Settings) -> None:
     stack: LocalStack = start_stack(real)
     try:
-        first = httpx.post(stack.base_url + WEBHOOK, json={"user_number": "5521966665555", "message": "um"})
+        first = api.post(stack.base_url + WEBHOOK, json={"user_number": "5521966665555", "message": "um"})
         assert poll_until_final(stack.base_url, first.json()["message_id"])["status"] == "completed"
         consumer = stack.consumer
         assert isinstance(consumer, RabbitConsumer)
@@ -233,9 +229,7 @@ def test_bridge_survives_a_dropped_connection(real: Settings) -> None:
         _close_connections_named(consumer.connection_name)
         wait_for(lambda: consumer.connections_opened > opened, timeout=30)
 
-        second = httpx.post(
-            stack.base_url + WEBHOOK, json={"user_number": "5521966665555", "message": "dois"}
-        )
+        second = api.post(stack.base_url + WEBHOOK, json={"user_number": "5521966665555", "message": "dois"})
         result = poll_until_final(stack.base_url, second.json()["message_id"], timeout=30)
         assert result["status"] == "completed"
         assert result["content"] == "Você disse: dois"

@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 
 from shared.openapi import render
 from shared.runtime import Runtime, build_runtime, set_runtime
-from tests.helpers import embedded_settings
+from tests.helpers import AUTH, embedded_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,6 +27,7 @@ def runtime() -> Iterator[Runtime]:
 def client(name: str) -> FlaskClient:
     app = functions_framework.create_app(name, str(ROOT / "functions" / name / "main.py"), "http")
     test_client: FlaskClient = app.test_client()
+    test_client.environ_base["HTTP_AUTHORIZATION"] = AUTH["Authorization"]
     return test_client
 
 
@@ -40,10 +41,14 @@ WEBHOOK = "/api/v1/message/webhook/user"
         ({"data": "", "content_type": "application/json"}, 400, "body"),
         ({"json": ["a list"]}, 400, "body"),
         ({"json": {"message": "oi"}}, 400, "user_number"),
-        ({"json": {"user_number": "5521"}}, 400, "message"),
-        ({"json": {"user_number": "5521", "message": 3}}, 400, "message"),
-        ({"json": {"user_number": "5521", "message": "oi", "message_type": "sticker"}}, 400, "message_type"),
-        ({"json": {"user_number": "5521", "message": "x" * 4000}}, 413, "body"),
+        ({"json": {"user_number": "5521999999999"}}, 400, "message"),
+        ({"json": {"user_number": "5521999999999", "message": 3}}, 400, "message"),
+        (
+            {"json": {"user_number": "5521999999999", "message": "oi", "message_type": "sticker"}},
+            400,
+            "message_type",
+        ),
+        ({"json": {"user_number": "5521999999999", "message": "x" * 4000}}, 413, "body"),
     ],
 )
 def test_bad_input_is_a_json_error_naming_the_field(
@@ -60,13 +65,13 @@ def test_bad_input_is_a_json_error_naming_the_field(
 
 def test_oversized_message_text_is_refused(runtime: Runtime) -> None:
     runtime.settings = runtime.settings.model_copy(update={"max_message_bytes": 10})
-    response = client("webhook").post(WEBHOOK, json={"user_number": "5521", "message": "ç" * 6})
+    response = client("webhook").post(WEBHOOK, json={"user_number": "5521999999999", "message": "ç" * 6})
     assert response.status_code == 400
     assert response.get_json()["field"] == "message"
 
 
 def test_accepted_message_is_queued_once(runtime: Runtime) -> None:
-    response = client("webhook").post(WEBHOOK, json={"user_number": "5521", "message": "oi"})
+    response = client("webhook").post(WEBHOOK, json={"user_number": "5521999999999", "message": "oi"})
     assert response.status_code == 202
     assert runtime.broker is not None and runtime.broker.depth() == 1
     assert response.headers["X-Request-ID"]
@@ -75,7 +80,10 @@ def test_accepted_message_is_queued_once(runtime: Runtime) -> None:
 
 def test_201_for_old_clients(runtime: Runtime) -> None:
     runtime.settings = runtime.settings.model_copy(update={"webhook_success_status": 201})
-    assert client("webhook").post(WEBHOOK, json={"user_number": "5521", "message": "oi"}).status_code == 201
+    assert (
+        client("webhook").post(WEBHOOK, json={"user_number": "5521999999999", "message": "oi"}).status_code
+        == 201
+    )
 
 
 def test_unknown_routes_and_methods(runtime: Runtime) -> None:
