@@ -142,7 +142,11 @@ def build_pipeline(runtime: Runtime) -> Pipeline:
 
 def build_sink(settings: Settings) -> Sink:
     if settings.bridge_sink == "pubsub":
-        raise ConfigError("BRIDGE_SINK=pubsub is not available yet; use http")
+        if not settings.pubsub_topic:
+            raise ConfigError("PUBSUB_TOPIC: required for BRIDGE_SINK=pubsub (projects/<p>/topics/<t>)")
+        from shared.pubsub import PubSubSink
+
+        return PubSubSink(settings.pubsub_topic)
     if not settings.worker_url:
         raise ConfigError("WORKER_URL: required for BRIDGE_SINK=http (the worker function's URL)")
     return HttpSink(settings.worker_url, timeout=settings.worker_timeout, audience=settings.worker_audience)
