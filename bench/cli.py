@@ -95,12 +95,15 @@ def main(argv: list[str] | None = None) -> int:
         "plan": {k: v for k, v in vars(plan).items()},
     }
     began = time.perf_counter()
+    # The machine may be shared: record its load around each section so a noisy run can be recognised.
+    results["loadavg_1m"] = {"start": os.getloadavg()[0]}
     for name, run in SECTIONS:
         if args.only and name not in args.only:
             continue
         print(f"[bench] {name} ...", file=sys.stderr, flush=True)
         started = time.perf_counter()
         results[name] = run(ctx)
+        results["loadavg_1m"][name] = os.getloadavg()[0]
         print(f"[bench] {name} done in {time.perf_counter() - started:.1f}s", file=sys.stderr, flush=True)
     results["memory"] = ctx.memory
     results["duration_s"] = time.perf_counter() - began
