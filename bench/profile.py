@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "bench")
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument(
+        "--gil", action="store_true", help="sample only the thread holding the GIL (CPU, not waiting)"
+    )
     args = parser.parse_args(argv)
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -66,9 +69,12 @@ def main(argv: list[str] | None = None) -> int:
 
         driver = threading.Thread(target=drive)
         driver.start()
-        raw_path = args.out / "webhook-profile.txt"
-        svg_path = args.out / "webhook-profile.svg"
+        suffix = "-gil" if args.gil else ""
+        raw_path = args.out / f"webhook-profile{suffix}.txt"
+        svg_path = args.out / f"webhook-profile{suffix}.svg"
         common = [spy, "record", "--pid", str(worker_pid), "--rate", str(args.rate), "--nonblocking"]
+        if args.gil:
+            common.append("--gil")
         subprocess.run(
             [*common, "--duration", str(args.duration), "--format", "raw", "-o", str(raw_path)],
             check=True,

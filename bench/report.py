@@ -118,7 +118,9 @@ def details(results: dict[str, Any]) -> str:
         f"end to end at {e2e['rate']:.0f} msg/s for {e2e['duration_s']:.0f} s: accepted {e2e['accepted']}, "
         f"readable {e2e['completed']}, unfinished {e2e['unfinished']}; accepted→readable p50 "
         f"{_fmt(e2e['p50_ms'])} ms, p95 {_fmt(e2e['p95_ms'])} ms, p99 {_fmt(e2e['p99_ms'])} ms "
-        f"(poll every {e2e['poll_interval_ms']:.0f} ms); webhook answer p50 {_fmt(e2e['accept_p50_ms'])} ms",
+        f"(polls back off 2 ms x1.5 to 50 ms, "
+        f"{_fmt(e2e.get('polls_per_message', math.nan))} per message); "
+        f"webhook answer p50 {_fmt(e2e['accept_p50_ms'])} ms",
     ]
     w = results["worker"]
     lines.append(
