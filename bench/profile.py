@@ -1,6 +1,7 @@
 """``python -m bench.profile``: sample the webhook's gunicorn worker with py-spy while wrk loads it.
 
-Writes ``docs/bench/webhook-profile.svg`` (flame graph), ``webhook-profile.txt`` (collapsed stacks) and
+Writes ``docs/bench/webhook-profile[-gil].svg`` (flame graph), ``bench/results/webhook-profile[-gil].txt``
+(collapsed stacks) and
 prints the top frames by inclusive and self time, plus the share of samples inside ``shared/``.
 """
 
@@ -63,14 +64,14 @@ def main(argv: list[str] | None = None) -> int:
         def drive() -> None:
             load.update(
                 closed_loop(
-                    url, body=WEBHOOK_BODY, headers=headers, duration=args.duration + 2, connections=16
+                    url, body=WEBHOOK_BODY, headers=headers, duration=2 * args.duration + 4, connections=16
                 )
             )
 
         driver = threading.Thread(target=drive)
         driver.start()
         suffix = "-gil" if args.gil else ""
-        raw_path = args.out / f"webhook-profile{suffix}.txt"
+        raw_path = ROOT / "bench" / "results" / f"webhook-profile{suffix}.txt"
         svg_path = args.out / f"webhook-profile{suffix}.svg"
         common = [spy, "record", "--pid", str(worker_pid), "--rate", str(args.rate), "--nonblocking"]
         if args.gil:
@@ -80,12 +81,12 @@ def main(argv: list[str] | None = None) -> int:
             check=True,
             capture_output=True,
         )
-        driver.join()
-        subprocess.run(
-            [*common, "--duration", "3", "--format", "flamegraph", "-o", str(svg_path)],
+        subprocess.run(  # still under load: the driver runs for twice the sampling time
+            [*common, "--duration", str(args.duration), "--format", "flamegraph", "-o", str(svg_path)],
             check=False,
             capture_output=True,
         )
+        driver.join()
     finally:
         proc.stop()
         ns.cleanup()
