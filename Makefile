@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 TOOLS ?= .tools
 
-.PHONY: run test lint typecheck unit integration openapi bridge package iac-check clean
+.PHONY: run test lint typecheck unit integration openapi bridge package iac-check bench bench-smoke bench-profile loadtest clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ $(TOOLS)/checkov/.installed: requirements-iac.txt
 	$(TOOLS)/checkov/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-iac.txt
 	touch $@
 
-test: $(VENV)/.dev $(TOOLS)/checkov/.installed lint typecheck ## lint, types, every test (Redis + RabbitMQ on 127.0.0.1)
+test: $(VENV)/.dev $(VENV)/.bench $(TOOLS)/checkov/.installed lint typecheck ## lint, types, every test (Redis + RabbitMQ on 127.0.0.1)
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.dev
@@ -32,7 +32,7 @@ lint: $(VENV)/.dev
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(VENV)/.dev
-	$(VENV)/bin/mypy shared functions tests
+	$(VENV)/bin/mypy shared functions tests bench
 
 unit: $(VENV)/.dev
 	$(PY) -m pytest -q tests/unit
@@ -51,6 +51,24 @@ package: $(VENV)/.runtime ## build dist/<function>.zip (main.py + shared/ + requ
 
 iac-check: $(VENV)/.dev $(TOOLS)/checkov/.installed ## offline Terraform checks and bundle tests
 	$(PY) -m pytest -q tests/deploy
+
+$(VENV)/.bench: $(VENV)/.dev requirements-bench.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
+	command -v wrk >/dev/null || echo "wrk not found: max-throughput runs fall back to the Python generator (apt-get install -y wrk)"
+	touch $@
+
+bench: $(VENV)/.bench ## full benchmark (~10 min; needs Redis and RabbitMQ on 127.0.0.1): table, bench/results/*.json, docs/bench/*.png
+	$(PY) -m bench
+
+bench-smoke: $(VENV)/.bench ## the same harness for a few seconds per section (what CI runs)
+	$(PY) -m bench --smoke --out build/bench --plots build/bench
+
+bench-profile: $(VENV)/.bench ## py-spy profile of the webhook under load -> docs/bench/webhook-profile.*
+	$(PY) -m bench.profile
+
+loadtest: $(VENV)/.bench ## locust k6-style scenario against BASE_URL (default the local stack on $(PORT))
+	$(VENV)/bin/locust -f loadtest/locustfile.py --headless -u $${USERS:-20} -r $${SPAWN_RATE:-5} \
+		-t $${DURATION:-2m} --host $${BASE_URL:-http://127.0.0.1:$(PORT)} --html build/loadtest-report.html
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache dist

@@ -172,7 +172,10 @@ _GO_ESCAPES = str.maketrans(
 def go_json(document: Any) -> bytes:
     """Compact JSON byte-identical to Go's ``json.Marshal`` (which escapes ``<``, ``>`` and ``&``)."""
     text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
-    return text.translate(_GO_ESCAPES).encode()
+    # str.translate with a dict looks up every character; skip it when nothing needs escaping.
+    if "<" in text or ">" in text or "&" in text or "\u2028" in text or "\u2029" in text:
+        text = text.translate(_GO_ESCAPES)
+    return text.encode()
 
 
 def go_timestamp(moment: datetime) -> str:
