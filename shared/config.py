@@ -104,6 +104,11 @@ class Settings(BaseSettings):
 
     # --- Redis ------------------------------------------------------------------------------
     redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL", "REDIS_DSN"))
+    redis_cluster: bool = Field(
+        False,
+        validation_alias=_env("REDIS_CLUSTER"),
+        description="REDIS_URL names a node of a Redis Cluster (also implied by redis+cluster://)",
+    )
     redis_key_prefix: str = Field("", validation_alias=_env("REDIS_KEY_PREFIX"))
     redis_connect_timeout: Seconds = Field(2.0, gt=0, validation_alias=_env("REDIS_DIAL_TIMEOUT"))
     redis_operation_timeout: Seconds = Field(3.0, gt=0, validation_alias=_env("REDIS_READ_TIMEOUT"))

@@ -84,6 +84,7 @@ def build_runtime(settings: Settings) -> Runtime:
         connect_timeout=settings.redis_connect_timeout,
         operation_timeout=settings.redis_operation_timeout,
         pool_size=settings.redis_pool_size,
+        cluster=settings.redis_cluster,
     )
     ttl = TaskTTL(
         status=int(settings.task_status_ttl),
