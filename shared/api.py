@@ -9,6 +9,7 @@ locally the worker is open on the loopback stack.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import flask
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -18,24 +19,27 @@ from shared.auth import Role
 from shared.http import Policy, Router
 from shared.runtime import Runtime, get_runtime
 
-SEND = Policy(role=Role.MESSAGE_SENDER, group="webhook", fail_open=False)
-READ = Policy(role=Role.READ_ONLY, group="poll")
-ADMIN = Policy(role=Role.ADMIN, group="debug")
+SEND = Policy(role=Role.MESSAGE_SENDER, group="webhook", fail_open=False, access="webhooks")
+READ = Policy(role=Role.READ_ONLY, group="poll", access="polling")
+ADMIN = Policy(role=Role.ADMIN, group="debug", access="admin", audit="admin.debug")
 HEALTH = Policy(role=Role.READ_ONLY, group="ops", public_setting="health_public")
-METRICS = Policy(role=Role.READ_ONLY, group="ops", public_setting="metrics_public")
+METRICS = Policy(role=Role.READ_ONLY, group="ops", public_setting="metrics_public", access="admin")
 DOCS = Policy(group="docs")
 
 
 def webhook_router(runtime: Callable[[], Runtime] = get_runtime) -> Router:
     router = Router(context=runtime)
     router.add(
-        "POST", "/api/v1/message/webhook/user", lambda r: intake.accept_user_message(r, runtime()), SEND
+        "POST",
+        "/api/v1/message/webhook/user",
+        lambda r: intake.accept_user_message(r, runtime()),
+        replace(SEND, audit="message.accept"),
     )
     router.add(
         "POST",
         "/api/v1/message/webhook/update_history",
         lambda r: intake.update_history(r, runtime()),
-        SEND,
+        replace(SEND, audit="history.update"),
     )
     _probes(router, runtime)
     return router

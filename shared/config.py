@@ -235,6 +235,16 @@ class Settings(BaseSettings):
     health_public: bool = Field(False, validation_alias=_env("HEALTH_PUBLIC"))
     metrics_public: bool = Field(False, validation_alias=_env("METRICS_PUBLIC"))
     trusted_proxy_hops: int = Field(0, ge=0, le=10, validation_alias=_env("TRUSTED_PROXY_HOPS"))
+    trusted_proxies: CommaList = Field(
+        default_factory=list,
+        validation_alias=_env("TRUSTED_PROXIES"),
+        description="CIDRs of proxies whose X-Forwarded-For is believed (overrides TRUSTED_PROXY_HOPS)",
+    )
+    ip_allowlist: str = Field(
+        "",
+        validation_alias=_env("IP_ALLOWLIST"),
+        description="CIDRs per route group: webhooks=10.0.0.0/8,2001:db8::/32;polling=...;admin=...",
+    )
 
     # --- Security: rate limits, idempotency, input, CORS -------------------------------------
     rate_limit_enabled: bool = Field(True, validation_alias=_env("RATE_LIMIT_ENABLED"))
@@ -299,6 +309,21 @@ class Settings(BaseSettings):
         if self.openai_base_url:
             return "openai"
         return "mock"
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        from shared.ipfilter import parse_networks
+
+        return [str(network) for network in parse_networks(value)]
+
+    @field_validator("ip_allowlist")
+    @classmethod
+    def _allowlist(cls, value: str) -> str:
+        from shared.ipfilter import parse_allowlist
+
+        parse_allowlist(value)
+        return value.strip()
 
     @field_validator("cors_origins")
     @classmethod

@@ -19,6 +19,7 @@ from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from shared import audit
 from shared.config import Settings, load_settings
 from shared.errors import ConfigError
 from shared.observability import configure_logging
@@ -144,6 +145,7 @@ def main() -> None:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     configure_logging(settings)
+    audit.configuration(settings, component="localstack")
     stack = LocalStack(settings).start()
     print(_banner(stack, generated_token), flush=True)
     stopped = threading.Event()

@@ -8,9 +8,11 @@ with :func:`set_runtime`.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass, field
 
+from shared import audit
 from shared.auth import Authenticator, build_authenticator
 from shared.bridge import Bridge, HttpSink, MemoryConsumer, RabbitConsumer, RetryPolicy, Sink
 from shared.config import Settings, get_settings
@@ -182,7 +184,9 @@ def get_runtime() -> Runtime:
         return _current[0]
     with _current_lock:
         if not _current:
-            _current.append(build_runtime(get_settings()))
+            settings = get_settings()
+            _current.append(build_runtime(settings))
+            audit.configuration(settings, component=os.environ.get("K_SERVICE", "function"))
         return _current[0]
 
 
