@@ -208,6 +208,16 @@ class Settings(BaseSettings):
     audio_allowed_hosts: HostList = Field(
         default_factory=list, validation_alias=_env("AUDIO_ALLOWED_HOSTS", "TRANSCRIBE_ALLOWED_URLS")
     )
+    max_audio_duration_seconds: Seconds = Field(
+        900, ge=0, validation_alias=_env("MAX_AUDIO_DURATION_SECONDS"), description="0: no cap"
+    )
+    audio_scan_command: str = Field(
+        "",
+        validation_alias=_env("AUDIO_SCAN_COMMAND"),
+        description="run with the file path; non-zero = refuse",
+    )
+    clamd_socket: str = Field("", validation_alias=_env("CLAMD_SOCKET"), description="clamd unix socket")
+    audio_scan_timeout: Seconds = Field(60, gt=0, validation_alias=_env("AUDIO_SCAN_TIMEOUT"))
     allow_private_network_urls: bool = Field(False, validation_alias=_env("ALLOW_PRIVATE_NETWORK_URLS"))
     audio_temp_dir: str = Field("", validation_alias=_env("AUDIO_TEMP_DIR", "TRANSCRIBE_TEMP_DIR"))
     failure_retry_after: Seconds = Field(30, ge=0, validation_alias=_env("FAILURE_RETRY_AFTER"))
