@@ -1,6 +1,8 @@
 """The whole API on one port: the three functions (built by functions-framework) plus the bridge.
 
-``python -m shared.localstack`` (what ``make run`` starts). Without ``REDIS_URL``/``RABBITMQ_URL`` it
+``python -m shared.localstack`` (what ``make run`` starts); ``--check`` validates the settings and
+reaches each dependency instead (:mod:`shared.configcheck`); ``--reload`` restarts the stack when a
+source file changes (:mod:`shared.devserver`, ``make dev``). Without ``REDIS_URL``/``RABBITMQ_URL`` it
 runs on embedded backends (fakeredis, an in-memory queue) and the ``mock`` agent; with them it uses
 the real servers, exactly like the deployed functions.
 """
@@ -137,7 +139,16 @@ def _banner(stack: LocalStack, generated_token: str | None = None) -> str:
     )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if "--check" in args:
+        from shared import configcheck
+
+        raise SystemExit(configcheck.main())
+    if "--reload" in args:
+        from shared import devserver
+
+        raise SystemExit(devserver.main([a for a in args if a != "--reload"]))
     generated_token = _prepare_environment()
     try:
         settings = load_settings()
