@@ -14,7 +14,7 @@ from dataclasses import replace
 import flask
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shared import health, intake, polling, worker
+from shared import demo, health, intake, polling, worker
 from shared.auth import Role
 from shared.http import Policy, Router
 from shared.runtime import Runtime, get_runtime
@@ -67,6 +67,8 @@ def poll_router(runtime: Callable[[], Runtime] = get_runtime) -> Router:
     router.add_prefix("GET", "/health/", lambda r: health.dependency(r, runtime()), HEALTH)
     router.add("GET", "/metrics", _metrics, METRICS)
     router.add("GET", "/openapi.json", _openapi, DOCS)
+    router.add("GET", "/demo", demo.page, DOCS)  # public: the page asks for a token itself
+    router.add_prefix("GET", "/demo/", demo.asset, DOCS)
     _probes(router, runtime)
     return router
 
