@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 TOOLS ?= .tools
 
-.PHONY: run test lint typecheck unit integration openapi bridge package iac-check bench bench-smoke bench-profile loadtest clean
+.PHONY: run dev check-config test lint typecheck unit integration openapi bridge package iac-check bench bench-smoke bench-profile loadtest clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,12 @@ $(TOOLS)/checkov/.installed: requirements-iac.txt
 	test -x $(TOOLS)/checkov/bin/python || $(PYTHON) -m venv $(TOOLS)/checkov
 	$(TOOLS)/checkov/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-iac.txt
 	touch $@
+
+dev: $(VENV)/.runtime ## the local stack on $(PORT), restarted when a file under shared/ or functions/ changes
+	PORT=$(PORT) $(PY) -m shared.localstack --reload
+
+check-config: $(VENV)/.runtime ## validate every setting and reach each configured dependency (exit 1 on a critical failure)
+	$(PY) -m shared.localstack --check
 
 test: $(VENV)/.dev $(VENV)/.bench $(TOOLS)/checkov/.installed lint typecheck ## lint, types, every test (Redis + RabbitMQ on 127.0.0.1)
 	$(PY) -m pytest -q

@@ -9,33 +9,37 @@ locally the worker is open on the loopback stack.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import flask
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shared import health, intake, polling, worker
+from shared import demo, health, intake, polling, worker
 from shared.auth import Role
 from shared.http import Policy, Router
 from shared.runtime import Runtime, get_runtime
 
-SEND = Policy(role=Role.MESSAGE_SENDER, group="webhook", fail_open=False)
-READ = Policy(role=Role.READ_ONLY, group="poll")
-ADMIN = Policy(role=Role.ADMIN, group="debug")
+SEND = Policy(role=Role.MESSAGE_SENDER, group="webhook", fail_open=False, access="webhooks")
+READ = Policy(role=Role.READ_ONLY, group="poll", access="polling")
+ADMIN = Policy(role=Role.ADMIN, group="debug", access="admin", audit="admin.debug")
 HEALTH = Policy(role=Role.READ_ONLY, group="ops", public_setting="health_public")
-METRICS = Policy(role=Role.READ_ONLY, group="ops", public_setting="metrics_public")
+METRICS = Policy(role=Role.READ_ONLY, group="ops", public_setting="metrics_public", access="admin")
 DOCS = Policy(group="docs")
 
 
 def webhook_router(runtime: Callable[[], Runtime] = get_runtime) -> Router:
     router = Router(context=runtime)
     router.add(
-        "POST", "/api/v1/message/webhook/user", lambda r: intake.accept_user_message(r, runtime()), SEND
+        "POST",
+        "/api/v1/message/webhook/user",
+        lambda r: intake.accept_user_message(r, runtime()),
+        replace(SEND, audit="message.accept"),
     )
     router.add(
         "POST",
         "/api/v1/message/webhook/update_history",
         lambda r: intake.update_history(r, runtime()),
-        SEND,
+        replace(SEND, audit="history.update"),
     )
     _probes(router, runtime)
     return router
@@ -63,6 +67,8 @@ def poll_router(runtime: Callable[[], Runtime] = get_runtime) -> Router:
     router.add_prefix("GET", "/health/", lambda r: health.dependency(r, runtime()), HEALTH)
     router.add("GET", "/metrics", _metrics, METRICS)
     router.add("GET", "/openapi.json", _openapi, DOCS)
+    router.add("GET", "/demo", demo.page, DOCS)  # public: the page asks for a token itself
+    router.add_prefix("GET", "/demo/", demo.asset, DOCS)
     _probes(router, runtime)
     return router
 

@@ -104,6 +104,11 @@ class Settings(BaseSettings):
 
     # --- Redis ------------------------------------------------------------------------------
     redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL", "REDIS_DSN"))
+    redis_cluster: bool = Field(
+        False,
+        validation_alias=_env("REDIS_CLUSTER"),
+        description="REDIS_URL names a node of a Redis Cluster (also implied by redis+cluster://)",
+    )
     redis_key_prefix: str = Field("", validation_alias=_env("REDIS_KEY_PREFIX"))
     redis_connect_timeout: Seconds = Field(2.0, gt=0, validation_alias=_env("REDIS_DIAL_TIMEOUT"))
     redis_operation_timeout: Seconds = Field(3.0, gt=0, validation_alias=_env("REDIS_READ_TIMEOUT"))
@@ -203,6 +208,16 @@ class Settings(BaseSettings):
     audio_allowed_hosts: HostList = Field(
         default_factory=list, validation_alias=_env("AUDIO_ALLOWED_HOSTS", "TRANSCRIBE_ALLOWED_URLS")
     )
+    max_audio_duration_seconds: Seconds = Field(
+        900, ge=0, validation_alias=_env("MAX_AUDIO_DURATION_SECONDS"), description="0: no cap"
+    )
+    audio_scan_command: str = Field(
+        "",
+        validation_alias=_env("AUDIO_SCAN_COMMAND"),
+        description="run with the file path; non-zero = refuse",
+    )
+    clamd_socket: str = Field("", validation_alias=_env("CLAMD_SOCKET"), description="clamd unix socket")
+    audio_scan_timeout: Seconds = Field(60, gt=0, validation_alias=_env("AUDIO_SCAN_TIMEOUT"))
     allow_private_network_urls: bool = Field(False, validation_alias=_env("ALLOW_PRIVATE_NETWORK_URLS"))
     audio_temp_dir: str = Field("", validation_alias=_env("AUDIO_TEMP_DIR", "TRANSCRIBE_TEMP_DIR"))
     failure_retry_after: Seconds = Field(30, ge=0, validation_alias=_env("FAILURE_RETRY_AFTER"))
@@ -230,6 +245,16 @@ class Settings(BaseSettings):
     health_public: bool = Field(False, validation_alias=_env("HEALTH_PUBLIC"))
     metrics_public: bool = Field(False, validation_alias=_env("METRICS_PUBLIC"))
     trusted_proxy_hops: int = Field(0, ge=0, le=10, validation_alias=_env("TRUSTED_PROXY_HOPS"))
+    trusted_proxies: CommaList = Field(
+        default_factory=list,
+        validation_alias=_env("TRUSTED_PROXIES"),
+        description="CIDRs of proxies whose X-Forwarded-For is believed (overrides TRUSTED_PROXY_HOPS)",
+    )
+    ip_allowlist: str = Field(
+        "",
+        validation_alias=_env("IP_ALLOWLIST"),
+        description="CIDRs per route group: webhooks=10.0.0.0/8,2001:db8::/32;polling=...;admin=...",
+    )
 
     # --- Security: rate limits, idempotency, input, CORS -------------------------------------
     rate_limit_enabled: bool = Field(True, validation_alias=_env("RATE_LIMIT_ENABLED"))
@@ -294,6 +319,21 @@ class Settings(BaseSettings):
         if self.openai_base_url:
             return "openai"
         return "mock"
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        from shared.ipfilter import parse_networks
+
+        return [str(network) for network in parse_networks(value)]
+
+    @field_validator("ip_allowlist")
+    @classmethod
+    def _allowlist(cls, value: str) -> str:
+        from shared.ipfilter import parse_allowlist
+
+        parse_allowlist(value)
+        return value.strip()
 
     @field_validator("cors_origins")
     @classmethod

@@ -133,3 +133,21 @@ class TranscriptionUnavailable(TransientError):
     """The speech service is unavailable or overloaded for now."""
 
     error_code = "TRANSCRIPTION_UNAVAILABLE"
+
+
+class AudioTooLong(DownloadError):
+    """The audio plays longer than the configured duration cap (``MAX_AUDIO_DURATION_SECONDS``)."""
+
+    error_code = "AUDIO_TOO_LONG"
+
+
+class InfectedFile(DownloadError):
+    """The malware scan hook refused the downloaded file."""
+
+    error_code = "INFECTED_FILE"
+
+
+class ScanUnavailable(TransientError):
+    """The malware scanner could not be run or reached: the file is neither passed nor refused yet."""
+
+    error_code = "SCAN_UNAVAILABLE"

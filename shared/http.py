@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import flask
 
+from shared import audit, ipfilter
 from shared.auth import Authenticator, AuthError, Identity, Role
 from shared.config import Settings
 from shared.errors import StoreUnavailable
@@ -88,13 +89,17 @@ class Policy:
 
     ``public_setting`` names a boolean setting that opens the route (``HEALTH_PUBLIC``...);
     ``fail_open`` says whether the route is served without a rate-limit check when Redis is down
-    (reads) or answers 503 (the webhook, which cannot store the task anyway).
+    (reads) or answers 503 (the webhook, which cannot store the task anyway). ``access`` is the
+    route group of ``IP_ALLOWLIST`` (webhooks, polling, admin); ``audit`` the action written to the
+    audit stream for every answer of the route (``None``: only refusals are audited).
     """
 
     role: Role | None = None
     group: str | None = None
     fail_open: bool = True
     public_setting: str | None = None
+    access: str | None = None
+    audit: str | None = None
 
 
 OPEN = Policy()
@@ -176,6 +181,8 @@ class Router:
         if decision is not None:
             for name, value in decision.headers().items():
                 response.headers.setdefault(name, value)
+        if context is not None:
+            _audit_answer(request, policy, response, context.settings)
         return response
 
     def _resolve(self, request: flask.Request) -> tuple[Handler, Policy] | flask.Response:
@@ -210,6 +217,16 @@ def _guard(
 ) -> tuple[flask.Response | None, Decision | None]:
     """Authenticate, authorize and rate-limit one request; an answer when it must stop here."""
     settings = context.settings
+    if policy.access and settings.ip_allowlist:
+        address = client_ip(request, settings)
+        if not ipfilter.admitted(settings.ip_allowlist, policy.access, address):
+            _audit(request, settings, "ip.denied", "denied", 403, group=policy.access)
+            return (
+                error_response(
+                    403, "Forbidden", f"this address may not use the {policy.access} endpoints", field="ip"
+                ),
+                None,
+            )
     required = policy.role
     if required is not None and policy.public_setting and getattr(settings, policy.public_setting):
         required = None
@@ -223,9 +240,11 @@ def _guard(
                 extra={"reason": str(exc), "path": request.path, "client_ip": client_ip(request, settings)},
             )
         if identity is None:
+            _audit(request, settings, "auth.failed", "denied", 401)
             return json_response(UNAUTHORIZED, 401, {"WWW-Authenticate": "Bearer"}), None
         if not identity.allows(required):
             held = identity.role.label if identity.role is not None else "no role"
+            _audit(request, settings, "auth.forbidden", "denied", 403, client=identity.client)
             return (
                 error_response(
                     403,
@@ -251,8 +270,53 @@ def _guard(
         return None, None
     if decision is not None and not decision.allowed:
         log.info("rate limit exceeded", extra={"group": policy.group, "client": client})
+        _audit(request, settings, "ratelimit.refused", "denied", 429, client=client, group=policy.group)
         return json_response(decision.body(), 429, decision.headers()), decision
     return None, decision
+
+
+def _audit(
+    request: flask.Request,
+    settings: Settings,
+    action: str,
+    result: str,
+    status: int,
+    *,
+    client: str | None = None,
+    resource: str | None = None,
+    **details: str,
+) -> None:
+    audit.record(
+        action,
+        result=result,
+        resource=resource or f"{request.method} {request.path}",
+        client=client,
+        ip=client_ip(request, settings),
+        status=status,
+        request_id=request_id(),
+        **details,
+    )
+
+
+def _audit_answer(
+    request: flask.Request, policy: Policy, response: flask.Response, settings: Settings
+) -> None:
+    """Audit a served request: every answer of an audited route, and 429s of the handlers."""
+    identity = current_identity()
+    client = identity.client if identity is not None else None
+    status = response.status_code
+    if status == 429:
+        _audit(request, settings, "ratelimit.refused", "denied", status, client=client)
+        return
+    if policy.audit is None:
+        return
+    resource = None
+    if response.is_json and status < 300:
+        body = response.get_json(silent=True)
+        if isinstance(body, dict) and isinstance(body.get("message_id"), str):
+            resource = f"message:{body['message_id']}"
+    result = "accepted" if status == 202 else "ok" if status < 400 else "refused"
+    _audit(request, settings, policy.audit, result, status, client=client, resource=resource)
 
 
 def current_identity() -> Identity | None:
@@ -262,7 +326,14 @@ def current_identity() -> Identity | None:
 
 
 def client_ip(request: flask.Request, settings: Settings) -> str:
-    """The caller's address: ``TRUSTED_PROXY_HOPS`` proxies in front append to X-Forwarded-For."""
+    """The caller's address: X-Forwarded-For is believed from ``TRUSTED_PROXIES`` (CIDRs), or else
+    from the ``TRUSTED_PROXY_HOPS`` proxies in front, which append to it."""
+    if settings.trusted_proxies:
+        return ipfilter.forwarded_client(
+            request.remote_addr or "unknown",
+            request.headers.get("X-Forwarded-For", ""),
+            settings.trusted_proxies,
+        )
     hops = settings.trusted_proxy_hops
     route = [request.remote_addr or "unknown"]
     if hops:

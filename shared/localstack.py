@@ -1,6 +1,8 @@
 """The whole API on one port: the three functions (built by functions-framework) plus the bridge.
 
-``python -m shared.localstack`` (what ``make run`` starts). Without ``REDIS_URL``/``RABBITMQ_URL`` it
+``python -m shared.localstack`` (what ``make run`` starts); ``--check`` validates the settings and
+reaches each dependency instead (:mod:`shared.configcheck`); ``--reload`` restarts the stack when a
+source file changes (:mod:`shared.devserver`, ``make dev``). Without ``REDIS_URL``/``RABBITMQ_URL`` it
 runs on embedded backends (fakeredis, an in-memory queue) and the ``mock`` agent; with them it uses
 the real servers, exactly like the deployed functions.
 """
@@ -19,6 +21,7 @@ from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from shared import audit
 from shared.config import Settings, load_settings
 from shared.errors import ConfigError
 from shared.observability import configure_logging
@@ -136,7 +139,16 @@ def _banner(stack: LocalStack, generated_token: str | None = None) -> str:
     )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if "--check" in args:
+        from shared import configcheck
+
+        raise SystemExit(configcheck.main())
+    if "--reload" in args:
+        from shared import devserver
+
+        raise SystemExit(devserver.main([a for a in args if a != "--reload"]))
     generated_token = _prepare_environment()
     try:
         settings = load_settings()
@@ -144,6 +156,7 @@ def main() -> None:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     configure_logging(settings)
+    audit.configuration(settings, component="localstack")
     stack = LocalStack(settings).start()
     print(_banner(stack, generated_token), flush=True)
     stopped = threading.Event()

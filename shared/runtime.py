@@ -8,9 +8,11 @@ with :func:`set_runtime`.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass, field
 
+from shared import audit
 from shared.auth import Authenticator, build_authenticator
 from shared.bridge import Bridge, HttpSink, MemoryConsumer, RabbitConsumer, RetryPolicy, Sink
 from shared.config import Settings, get_settings
@@ -84,6 +86,7 @@ def build_runtime(settings: Settings) -> Runtime:
         connect_timeout=settings.redis_connect_timeout,
         operation_timeout=settings.redis_operation_timeout,
         pool_size=settings.redis_pool_size,
+        cluster=settings.redis_cluster,
     )
     ttl = TaskTTL(
         status=int(settings.task_status_ttl),
@@ -185,7 +188,9 @@ def get_runtime() -> Runtime:
         return _current[0]
     with _current_lock:
         if not _current:
-            _current.append(build_runtime(get_settings()))
+            settings = get_settings()
+            _current.append(build_runtime(settings))
+            audit.configuration(settings, component=os.environ.get("K_SERVICE", "function"))
         return _current[0]
 
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import redis
 
@@ -294,14 +294,54 @@ def _decode_result(raw: str | None) -> tuple[dict[str, Any] | None, bool]:
     return (value, False) if isinstance(value, dict) else (None, True)
 
 
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+
+def cluster_url(url: str, *, cluster: bool = False) -> str | None:
+    """The plain ``redis://`` URL of a cluster, or ``None`` when ``url`` names a single server.
+
+    ``redis+cluster://host:port`` (``rediss+cluster://`` with TLS) names any node of a Redis
+    Cluster; ``cluster=True`` (``REDIS_CLUSTER=true``) says the same of a plain ``redis://`` URL.
+    """
+    scheme, sep, rest = url.partition("://")
+    plain = CLUSTER_SCHEMES.get(scheme.lower())
+    if plain is not None and sep:
+        return f"{plain}://{rest}"
+    return url if cluster else None
+
+
 def build_redis(
-    url: str | None, *, connect_timeout: float, operation_timeout: float, pool_size: int
+    url: str | None,
+    *,
+    connect_timeout: float,
+    operation_timeout: float,
+    pool_size: int,
+    cluster: bool = False,
 ) -> redis.Redis:
-    """A Redis client for ``url``, or an embedded in-process fakeredis when ``url`` is None."""
+    """A Redis client for ``url``, or an embedded in-process fakeredis when ``url`` is None.
+
+    For a Redis Cluster the client is a :class:`redis.cluster.RedisCluster`. It serves every
+    command the gateway sends: single-key commands, non-transactional pipelines (split per node)
+    and Lua scripts whose keys share one hash slot (``ratelimit:{<scope>}:...``). The gateway only
+    calls that common subset, so it is typed as :class:`redis.Redis` for its users.
+    """
     if url is None:
         import fakeredis
 
         return fakeredis.FakeRedis(server=_embedded_server(), decode_responses=True)
+    nodes_url = cluster_url(url, cluster=cluster)
+    if nodes_url is not None:
+        from redis.cluster import RedisCluster
+
+        client = RedisCluster.from_url(
+            nodes_url,
+            decode_responses=True,
+            socket_connect_timeout=connect_timeout,
+            socket_timeout=operation_timeout,
+            max_connections=pool_size,
+            health_check_interval=30,
+        )
+        return cast(redis.Redis, client)
     return redis.Redis.from_url(
         url,
         decode_responses=True,

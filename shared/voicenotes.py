@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from shared.audio import download_audio
 from shared.config import Settings
+from shared.filecheck import FileChecks
 from shared.transcription import Transcriber, Transcript, build_transcriber
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,10 @@ class VoiceNotes:
         *,
         settings: Settings | None = None,
         transcriber: Transcriber | None = None,
+        checks: FileChecks | None = None,
     ) -> None:
         self.policy = policy
+        self.checks = checks or FileChecks()
         self._settings = settings
         self._transcriber = transcriber
         self._lock = threading.Lock()
@@ -48,7 +51,7 @@ class VoiceNotes:
             allow_private=settings.allow_private_network_urls,
             temp_dir=settings.audio_temp_dir or None,
         )
-        return cls(policy, settings=settings)
+        return cls(policy, settings=settings, checks=FileChecks.from_settings(settings))
 
     def transcriber(self) -> Transcriber:
         """The recogniser, built on first use (its libraries are heavy to import)."""
@@ -68,6 +71,7 @@ class VoiceNotes:
             temp_dir=self.policy.temp_dir,
         ) as audio:
             log.info("voice note downloaded", extra={"bytes": audio.size, "format": audio.audio_format})
+            self.checks.check(audio.path)
             return self.transcriber().transcribe(audio.path, audio.content_type)
 
 

@@ -56,3 +56,21 @@ resource "google_monitoring_alert_policy" "worker_errors" {
     }
   }
 }
+
+# Audit stream: the gateway writes audit records as JSON with "logger": "audit" and the label
+# stream=eai-gateway-audit (shared/audit.py). A sink copies them into their own log bucket, kept
+# var.audit_log.retention_days (90) days, so that they outlive the application logs.
+resource "google_logging_project_bucket_config" "audit" {
+  project        = var.project_id
+  location       = var.audit_log.location
+  bucket_id      = "${local.prefix}-audit"
+  retention_days = var.audit_log.retention_days
+  description    = "EAI gateway ${var.environment}: audit records (who, what, when, result)"
+}
+
+resource "google_logging_project_sink" "audit" {
+  name                   = "${local.prefix}-audit"
+  destination            = "logging.googleapis.com/projects/${var.project_id}/locations/${var.audit_log.location}/buckets/${google_logging_project_bucket_config.audit.bucket_id}"
+  filter                 = "jsonPayload.logger=\"audit\" AND labels.stream=\"eai-gateway-audit\""
+  unique_writer_identity = true
+}

@@ -26,6 +26,21 @@ variable "alerting" {
   nullable = false
 }
 
+variable "audit_log" {
+  description = "Audit stream (JSON records of logger \"audit\": accepted webhooks, auth failures, rate-limit refusals, admin access, start-up configuration): routed by a log sink into its own log bucket. location = the bucket's region (or global); retention_days = how long records are kept (90 by default)."
+  type = object({
+    location       = optional(string, "global")
+    retention_days = optional(number, 90)
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = var.audit_log.retention_days >= 1 && var.audit_log.retention_days <= 3650
+    error_message = "audit_log.retention_days must be between 1 and 3650 days (Cloud Logging bucket limits)."
+  }
+}
+
 variable "bridge" {
   description = "Queue bridge (RabbitMQ -> worker) on a Cloud Run worker pool: sink, instance count, in-flight messages per instance, CPU and memory."
   type = object({

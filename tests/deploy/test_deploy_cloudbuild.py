@@ -39,7 +39,13 @@ def test_pipeline_covers_test_package_image_terraform_and_smoke() -> None:
     ):
         assert needle in text, f"cloudbuild.yaml should run {needle!r}"
     steps = {step["id"]: step for step in _build()["steps"]}
-    assert set(steps["terraform-plan"]["waitFor"]) >= {"unit-tests", "package", "bridge-image"}
+    assert set(steps["terraform-plan"]["waitFor"]) >= {
+        "unit-tests",
+        "check-config",
+        "package",
+        "bridge-image",
+    }
+    assert "-m shared.localstack --check" in steps["check-config"]["args"][-1]
 
 
 def test_every_substitution_used_is_declared() -> None:
