@@ -39,7 +39,7 @@ def handle_push(request: flask.Request, runtime: Runtime) -> flask.Response:
         return error_response(400, "Invalid message", str(exc)[:500], field="message.data")
     try:
         with (
-            bind(message_id=message.id),
+            bind(message_id=message.id, request_id=str(message.metadata.get("request_id") or "")),
             tracing.span_following(
                 tracing.carrier_of(envelope.message.attributes),
                 "process_user_message",

@@ -68,7 +68,7 @@ def dashboard_expressions() -> list[tuple[str, str]]:
     ("expr", "names"),
     [
         (
-            'sum(rate(http_requests_total{status_code=~"5.."}[5m])) / clamp_min(sum(rate(x_total[5m])), 1e-9)',
+            'sum(rate(http_requests_total{status_code=~"5.."}[5m])) / clamp_min(sum(rate(x_total[5m])), 1)',
             {"http_requests_total", "x_total"},
         ),
         (
