@@ -123,11 +123,12 @@ def test_one_voice_note_is_one_trace_with_every_step_in_order(
         ("agent_call", "process_user_message"),
         ("result_storage", "process_user_message"),
     ]:
-        assert by_name[child].parent is not None
-        assert by_name[child].parent.span_id == by_name[parent].context.span_id, (child, parent)
+        parent_context, own = by_name[child].parent, by_name[parent].context
+        assert parent_context is not None and own is not None
+        assert parent_context.span_id == own.span_id, (child, parent)
     poll = by_name["poll_result"]
     assert poll.links, "the poll span links to the poll request's own span"
-    assert by_name["agent_call"].attributes["agent.provider"] == "mock"
+    assert (by_name["agent_call"].attributes or {}).get("agent.provider") == "mock"
 
     # Every log line of the message carries its ids; JSON lines carry Cloud Logging's trace field.
     entries = [json.loads(line) for line in logs.getvalue().splitlines() if line.startswith("{")]
