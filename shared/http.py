@@ -101,9 +101,11 @@ class Policy:
 OPEN = Policy()
 
 UNAUTHORIZED = {"error": "Unauthorized", "message": "Invalid or missing authentication token"}
-_CORS_ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-API-Key, X-Request-ID"
+_CORS_ALLOW_HEADERS = (
+    "Authorization, Content-Type, Idempotency-Key, X-API-Key, X-Request-ID, traceparent, tracestate"
+)
 _CORS_EXPOSE_HEADERS = (
-    "X-Request-ID, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After"
+    "X-Request-ID, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After, traceparent"
 )
 _HSTS = "max-age=31536000; includeSubDomains"
 
