@@ -12,9 +12,8 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import flask
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shared import demo, health, intake, polling, worker
+from shared import demo, health, intake, metrics, polling, worker
 from shared.auth import Role
 from shared.http import Policy, Router
 from shared.runtime import Runtime, get_runtime
@@ -65,7 +64,7 @@ def poll_router(runtime: Callable[[], Runtime] = get_runtime) -> Router:
     )
     router.add("GET", "/health", lambda r: health.health(r, runtime()), HEALTH)
     router.add_prefix("GET", "/health/", lambda r: health.dependency(r, runtime()), HEALTH)
-    router.add("GET", "/metrics", _metrics, METRICS)
+    router.add("GET", "/metrics", lambda r: _metrics(r, runtime()), METRICS)
     router.add("GET", "/openapi.json", _openapi, DOCS)
     router.add("GET", "/demo", demo.page, DOCS)  # public: the page asks for a token itself
     router.add_prefix("GET", "/demo/", demo.asset, DOCS)
@@ -78,8 +77,9 @@ def _probes(router: Router, runtime: Callable[[], Runtime]) -> None:
     router.add("GET", "/live", health.live)
 
 
-def _metrics(_request: flask.Request) -> flask.Response:
-    return flask.Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
+def _metrics(_request: flask.Request, runtime: Runtime) -> flask.Response:
+    body, content_type = metrics.render(health.queue_depth_collector(runtime))
+    return flask.Response(body, content_type=content_type)
 
 
 def _openapi(_request: flask.Request) -> flask.Response:

@@ -32,6 +32,7 @@ import httpx
 import pika
 import pika.exceptions
 
+from shared import tracing
 from shared.errors import GatewayError, InvalidMessage
 from shared.models import PushEnvelope, QueueMessage
 from shared.queue import (
@@ -65,7 +66,7 @@ class HttpSink:
         self._tokens = _IdentityTokens(audience) if audience else None
 
     def deliver(self, envelope: PushEnvelope) -> int:
-        headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json", **tracing.inject({})}
         if self._tokens is not None:
             headers["Authorization"] = f"Bearer {self._tokens.get()}"
         response = self._client.post(self._url, content=envelope.to_json(), headers=headers)
@@ -135,12 +136,24 @@ class Bridge:
         self.policy = policy
         self.subscription = subscription
 
-    def handle(self, body: bytes, *, retry_count: int, broker_message_id: str) -> Decision:
+    def handle(
+        self, body: bytes, *, retry_count: int, broker_message_id: str, headers: dict[str, Any] | None = None
+    ) -> Decision:
+        """Deliver one message, continuing the trace in its AMQP ``headers`` (``traceparent``)."""
+        with tracing.span(
+            "bridge deliver",
+            {"messaging.operation": "deliver", "delivery.attempt": retry_count + 1},
+            kind="consumer",
+            parent=tracing.carrier_of(headers) or None,
+        ):
+            return self._deliver(body, retry_count=retry_count, broker_message_id=broker_message_id)
+
+    def _deliver(self, body: bytes, *, retry_count: int, broker_message_id: str) -> Decision:
         attempt = retry_count + 1
         envelope = PushEnvelope.wrap(
             body,
             message_id=broker_message_id or uuid.uuid4().hex,
-            attributes={"retry_count": str(retry_count)},
+            attributes={"retry_count": str(retry_count), **tracing.inject({})},
             delivery_attempt=attempt,
             subscription=self.subscription,
         )
@@ -271,7 +284,11 @@ class RabbitConsumer:
         self._in_flight += 1
         retry_count = retry_count_of(properties.headers)
         future = self._pool.submit(
-            self.bridge.handle, body, retry_count=retry_count, broker_message_id=properties.message_id or ""
+            self.bridge.handle,
+            body,
+            retry_count=retry_count,
+            broker_message_id=properties.message_id or "",
+            headers=properties.headers,
         )
 
         def settle_later(done: Future[Decision]) -> None:
@@ -360,7 +377,10 @@ class MemoryConsumer:
         try:
             retry_count = retry_count_of(message.headers)
             decision = self.bridge.handle(
-                message.body, retry_count=retry_count, broker_message_id=message.message_id
+                message.body,
+                retry_count=retry_count,
+                broker_message_id=message.message_id,
+                headers=message.headers,
             )
             if decision.action is Action.RETRY:
                 message.headers[RETRY_COUNT_HEADER] = decision.retry_count

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from shared import metrics, tracing
 from shared.errors import UnsafeURL
 from shared.models import go_json
 from shared.store import TaskStore
@@ -69,6 +70,10 @@ class CallbackSender:
         url = self.store.callback_url(message_id)
         if not url or self.store.callback_state(message_id).get("state") == "delivered":
             return
+        with tracing.span("callback", kind="client"):
+            self._deliver(message_id, user_number, payload, url)
+
+    def _deliver(self, message_id: str, user_number: str, payload: dict[str, Any], url: str) -> None:
         body = go_json(payload)
         try:
             check_url(url, allow_private=self.policy.allow_private)
@@ -112,7 +117,10 @@ class CallbackSender:
             headers["Authorization"] = f"Bearer {self.policy.auth_token}"
         if self.policy.hmac_secret:
             headers["X-Signature-SHA256"] = sign(body, self.policy.hmac_secret)
-        response = self.client.post(url, content=body, headers=headers)
+        with metrics.external_call("callback") as call:
+            response = self.client.post(url, content=body, headers=headers)
+            if not response.is_success:
+                call.outcome = f"http_{response.status_code // 100}xx"
         if response.status_code >= 500 or response.status_code == 429:
             raise _RetriableStatus(response)
         return response
@@ -145,15 +153,16 @@ class CallbackSender:
             "error_response": error,
         }
         try:
-            self.client.post(
-                self.policy.data_relay_url.rstrip("/") + "/data/whatsapp-api-error-interceptor",
-                content=json.dumps(report),
-                headers={
-                    "Content-Type": "application/json",
-                    "X-Api-Key": self.policy.data_relay_api_key,
-                    "User-Agent": USER_AGENT,
-                },
-            )
+            with metrics.external_call("data_relay"):
+                self.client.post(
+                    self.policy.data_relay_url.rstrip("/") + "/data/whatsapp-api-error-interceptor",
+                    content=json.dumps(report),
+                    headers={
+                        "Content-Type": "application/json",
+                        "X-Api-Key": self.policy.data_relay_api_key,
+                        "User-Agent": USER_AGENT,
+                    },
+                )
         except httpx.HTTPError as exc:
             log.warning("data relay report failed", extra={"error": exc.__class__.__name__})
 

@@ -12,11 +12,11 @@ from typing import Any, Protocol
 
 import flask
 
-from shared import audit, ipfilter
+from shared import audit, ipfilter, metrics, tracing
 from shared.auth import Authenticator, AuthError, Identity, Role
 from shared.config import Settings
 from shared.errors import StoreUnavailable
-from shared.observability import HTTP_REQUESTS
+from shared.observability import bind
 from shared.ratelimit import Decision, RateLimiter, Window
 
 log = logging.getLogger(__name__)
@@ -105,9 +105,11 @@ class Policy:
 OPEN = Policy()
 
 UNAUTHORIZED = {"error": "Unauthorized", "message": "Invalid or missing authentication token"}
-_CORS_ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-API-Key, X-Request-ID"
+_CORS_ALLOW_HEADERS = (
+    "Authorization, Content-Type, Idempotency-Key, X-API-Key, X-Request-ID, traceparent, tracestate"
+)
 _CORS_EXPOSE_HEADERS = (
-    "X-Request-ID, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After"
+    "X-Request-ID, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After, traceparent"
 )
 _HSTS = "max-age=31536000; includeSubDomains"
 
@@ -137,6 +139,46 @@ class Router:
             request_id = str(uuid.uuid4())
         flask.g.request_id = request_id
         flask.g.identity = None
+        endpoint = self.endpoint(request.path)
+        incoming = incoming_trace(request)
+        with (
+            bind(request_id=request_id, trace_id=tracing.trace_id_of(incoming)),
+            tracing.span(
+                f"{request.method} {endpoint}",
+                {"http.request.method": request.method, "http.route": endpoint, "request.id": request_id},
+                kind="server",
+                parent=incoming or None,
+            ),
+        ):
+            response = self._answer(request, request_id)
+            tracing.set_attributes({"http.response.status_code": response.status_code})
+            traceparent = tracing.inject({}).get(tracing.TRACEPARENT)
+            if traceparent:
+                response.headers["traceparent"] = traceparent
+            elapsed = time.perf_counter() - started
+            metrics.observe_http(request.method, endpoint, response.status_code, elapsed)
+            log.debug(
+                "HTTP request",
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "latency_ms": round(elapsed * 1000, 2),
+                },
+            )
+        return response
+
+    def endpoint(self, path: str) -> str:
+        """The route a path belongs to, for metric labels and span names (bounded cardinality)."""
+        path = path.rstrip("/") or "/"
+        if path in self.routes:
+            return path
+        for _method, prefix, _handler, _policy in self.prefixes:
+            if path.startswith(prefix):
+                return prefix + "*"
+        return "other"
+
+    def _answer(self, request: flask.Request, request_id: str) -> flask.Response:
         context: GuardContext | None = None
         try:
             context = self.context() if self.context is not None else None
@@ -154,17 +196,6 @@ class Router:
         if context is not None:
             _cors(request, response, context.settings)
         response.headers["X-Request-ID"] = request_id
-        route = request.path if request.path.rstrip("/") in self.routes else "other"
-        HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-        log.debug(
-            "HTTP request",
-            extra={
-                "method": request.method,
-                "path": request.path,
-                "status": response.status_code,
-                "latency_ms": round((time.perf_counter() - started) * 1000, 2),
-            },
-        )
         return response
 
     def _serve(self, request: flask.Request, context: GuardContext | None) -> flask.Response:
@@ -317,6 +348,24 @@ def _audit_answer(
             resource = f"message:{body['message_id']}"
     result = "accepted" if status == 202 else "ok" if status < 400 else "refused"
     _audit(request, settings, policy.audit, result, status, client=client, resource=resource)
+
+
+def incoming_trace(request: flask.Request) -> dict[str, str]:
+    """The caller's W3C trace context; else Cloud Run's ``X-Cloud-Trace-Context`` as a traceparent."""
+    carrier = tracing.carrier_of(request.headers)
+    if carrier:
+        return carrier
+    cloud = (request.headers.get("X-Cloud-Trace-Context") or "").strip()
+    trace_id, _, rest = cloud.partition("/")
+    span, _, options = rest.partition(";")
+    if len(trace_id) == 32 and span.isdigit():
+        try:
+            int(trace_id, 16)
+        except ValueError:
+            return {}
+        flags = "01" if options.strip() == "o=1" else "00"
+        return {tracing.TRACEPARENT: f"00-{trace_id.lower()}-{int(span) % 2**64:016x}-{flags}"}
+    return {}
 
 
 def current_identity() -> Identity | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import re
@@ -12,6 +13,7 @@ from typing import Any
 import flask
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from shared import metrics, tracing
 from shared.errors import GatewayError, QueueUnavailable, StoreUnavailable, TransientError
 from shared.http import (
     current_identity,
@@ -23,6 +25,7 @@ from shared.http import (
     validation_details,
 )
 from shared.models import QueueMessage, WebhookAccepted, WebhookRequest, go_timestamp, new_message_id
+from shared.observability import bind
 from shared.providers.base import HistoryMessage
 from shared.ratelimit import Window
 from shared.runtime import Runtime
@@ -106,7 +109,8 @@ def accept_user_message(request: flask.Request, runtime: Runtime) -> flask.Respo
         if earlier is not None:
             return _duplicate(runtime, earlier)
     try:
-        return _queue(runtime, incoming, message_id)
+        with bind(message_id=message_id):
+            return _queue(runtime, incoming, message_id)
     except _Refused as refused:  # not queued: a retry with the same key must be able to succeed
         if idempotency_key:
             _release(runtime, client, idempotency_key, message_id)
@@ -151,9 +155,25 @@ def _queue(runtime: Runtime, incoming: WebhookRequest, message_id: str) -> flask
         summary={"message_type": message_type.value, "thread_id": incoming.user_number},
     )
     try:
-        runtime.publisher.publish(queue_message.to_body())
+        with tracing.span(
+            f"publish {runtime.topology.queue}",
+            {
+                "messaging.system": "rabbitmq",
+                "messaging.message.id": message_id,
+                "message.type": message_type.value,
+            },
+            kind="producer",
+        ):
+            headers = tracing.inject({})
+            _remember_trace(runtime, message_id, headers)
+            if headers:
+                runtime.publisher.publish(queue_message.to_body(), headers=headers)
+            else:
+                runtime.publisher.publish(queue_message.to_body())
     except QueueUnavailable as exc:
+        metrics.observe_message(message_type.value, "refused", error_code=exc.error_code)
         raise _Refused(_queue_refused(runtime, message_id, exc)) from None
+    metrics.observe_message(message_type.value, "accepted")
     log.info("message accepted", extra={"message_id": message_id, "user_number": incoming.user_number})
     accepted = WebhookAccepted(
         message_id=message_id,
@@ -161,6 +181,17 @@ def _queue(runtime: Runtime, incoming: WebhookRequest, message_id: str) -> flask
         estimated_wait_time=_estimate_seconds(average_ms),
     )
     return json_response(accepted.model_dump(), settings.webhook_success_status)
+
+
+def _remember_trace(runtime: Runtime, message_id: str, carrier: dict[str, Any]) -> None:
+    """Keep the message's trace context (``task:trace:<id>``, as the Go gateway) for the poll."""
+    if not carrier.get(tracing.TRACEPARENT):
+        return
+    key = runtime.store.key("task:trace", message_id)
+    try:
+        runtime.store.client.set(key, json.dumps(carrier), ex=int(runtime.settings.task_status_ttl))
+    except Exception as exc:  # tracing must never refuse a message
+        log.warning("could not store the trace context", extra={"error": exc.__class__.__name__})
 
 
 class _Refused(Exception):

@@ -1,35 +1,60 @@
-"""Logging (structured JSON, secrets redacted) and Prometheus metrics."""
+"""Logging: structured JSON for Google Cloud Logging (or text locally), secrets redacted, and the
+correlation ids of the request or message being handled on every line.
+
+Metrics live in :mod:`shared.metrics`, tracing in :mod:`shared.tracing`.
+
+Correlation: :func:`bind` puts ``request_id``, ``message_id`` and ``trace_id`` into a context
+variable for the duration of a request or a message; every record emitted meanwhile carries them.
+With tracing on, the current span's ids are used and the JSON line gets Cloud Logging's
+``logging.googleapis.com/trace`` (``projects/<id>/traces/<trace id>``) and ``.../spanId`` fields.
+"""
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import logging
+import os
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from prometheus_client import Counter, Histogram
-
+from shared import tracing
 from shared.config import Settings
 
-HTTP_REQUESTS = Counter(
-    "eai_gateway_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
-)
-MESSAGES_ACCEPTED = Counter("eai_gateway_messages_accepted_total", "Messages accepted and queued")
-MESSAGES_REFUSED = Counter("eai_gateway_messages_refused_total", "Valid messages the queue did not take")
-MESSAGES_PROCESSED = Counter(
-    "eai_gateway_messages_processed_total", "Messages that reached a final state", ["outcome", "error_code"]
-)
-PROCESSING_SECONDS = Histogram(
-    "eai_gateway_processing_seconds",
-    "Time from acceptance to final state",
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 1800),
-)
-BRIDGE_DELIVERIES = Counter(
-    "eai_gateway_bridge_deliveries_total", "Worker deliveries made by the bridge", ["decision"]
-)
+CORRELATION_FIELDS = ("request_id", "message_id", "trace_id")
+TRACE_FIELD = "logging.googleapis.com/trace"
+SPAN_FIELD = "logging.googleapis.com/spanId"
+SAMPLED_FIELD = "logging.googleapis.com/trace_sampled"
+
+_correlation: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("correlation", default={})  # noqa: B039
+_project = {"id": ""}
+
+
+@contextmanager
+def bind(**ids: str | None) -> Iterator[None]:
+    """Add correlation ids (``request_id``, ``message_id``, ``trace_id``) to every log line of the block."""
+    merged = {**_correlation.get(), **{k: v for k, v in ids.items() if v}}
+    token = _correlation.set(merged)
+    try:
+        yield
+    finally:
+        _correlation.reset(token)
+
+
+def correlation() -> dict[str, str]:
+    """The correlation ids in effect (the current span's trace id wins when tracing is on)."""
+    ids = dict(_correlation.get())
+    trace_id, span_id, _ = tracing.current_ids()
+    if trace_id:
+        ids["trace_id"] = trace_id
+        ids["span_id"] = span_id
+    return ids
+
 
 # Credentials that may appear in URLs, headers or error texts.
 _SECRET_PATTERNS = (
@@ -115,10 +140,18 @@ class SanitizingFilter(logging.Filter):
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = _clean(record.exc_text, phones=phones)
-        if not getattr(record, "request_id", None):
-            current = _current_request_id()
-            if current:
-                record.request_id = current
+        ids = _correlation.get()
+        trace_id, span_id, sampled = tracing.current_ids()
+        for name in CORRELATION_FIELDS:
+            if not getattr(record, name, None):
+                value = ids.get(name) or (_current_request_id() if name == "request_id" else "")
+                if name == "trace_id" and trace_id:
+                    value = trace_id
+                if value:
+                    setattr(record, name, value)
+        if span_id and not getattr(record, "span_id", None):
+            record.span_id = span_id
+            record._trace_sampled = sampled
         return True
 
 
@@ -146,6 +179,12 @@ class JsonFormatter(logging.Formatter):
         for key, value in vars(record).items():
             if key not in _RESERVED and not key.startswith("_"):
                 entry[key] = value
+        trace_id = entry.get("trace_id")
+        if isinstance(trace_id, str) and trace_id and _project["id"]:
+            entry[TRACE_FIELD] = f"projects/{_project['id']}/traces/{trace_id}"
+        if entry.get("span_id"):
+            entry[SPAN_FIELD] = entry["span_id"]
+            entry[SAMPLED_FIELD] = bool(getattr(record, "_trace_sampled", False))
         if record.exc_text:
             entry["exception"] = record.exc_text
         elif record.exc_info:
@@ -154,21 +193,63 @@ class JsonFormatter(logging.Formatter):
 
 
 class RedactingTextFormatter(logging.Formatter):
+    """Human-readable lines for local runs, with the correlation ids at the end."""
+
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+        text = super().format(record)
+        ids = " ".join(
+            f"{name}={getattr(record, name)}" for name in CORRELATION_FIELDS if getattr(record, name, None)
+        )
+        return redact(f"{text} [{ids}]" if ids else text)
 
 
-def configure_logging(settings: Settings, stream: IO[str] | None = None) -> None:
-    """Send logs to stdout (or ``stream``) as JSON (or text), at the configured level, through the
-    :class:`SanitizingFilter`; idempotent."""
-    handler = logging.StreamHandler(stream or sys.stdout)
+class _StdoutHandler(logging.StreamHandler[IO[str]]):
+    """Writes to whatever ``sys.stdout`` is now (test runners swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+
+    @property
+    def stream(self) -> IO[str]:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value: IO[str]) -> None:
+        pass
+
+
+def _handler(settings: Settings, stream: IO[str] | None) -> logging.Handler:
+    handler: logging.Handler = logging.StreamHandler(stream) if stream is not None else _StdoutHandler()
     handler.addFilter(SanitizingFilter())
     if settings.log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(RedactingTextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    _project["id"] = settings.google_project_id or os.environ.get("GOOGLE_CLOUD_PROJECT", "")
+    return handler
+
+
+def configure_logging(settings: Settings, stream: IO[str] | None = None) -> None:
+    """Send logs to stdout (or ``stream``) as JSON (or text), at the configured level, through the
+    :class:`SanitizingFilter`; replaces the root logger's handlers; idempotent."""
     root = logging.getLogger()
-    root.handlers = [handler]
+    root.handlers = [_handler(settings, stream)]
+    _quiet_libraries(root, settings)
+
+
+def setup_process(settings: Settings) -> None:
+    """What a function does once at start: its log handler (added once, other handlers kept) and
+    tracing when configured (``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_ENABLED``)."""
+    root = logging.getLogger()
+    if not any(getattr(h, "_gateway", False) for h in root.handlers):
+        handler = _handler(settings, None)
+        handler._gateway = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+        _quiet_libraries(root, settings)
+    tracing.configure()
+
+
+def _quiet_libraries(root: logging.Logger, settings: Settings) -> None:
     root.setLevel(settings.log_level)
     logging.getLogger("pika").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from shared import metrics, tracing
 from shared.callbacks import CallbackSender, result_payload
 from shared.errors import DownloadError, PermanentError, TranscriptionError, TransientError
 from shared.formatter import split_for_whatsapp, to_whatsapp
 from shared.models import MessageType, QueueMessage, TaskStatus
-from shared.observability import MESSAGES_PROCESSED, PROCESSING_SECONDS
 from shared.providers.base import AgentProvider, AgentReply, AgentRequest, HistoryMessage
 from shared.results import task_body
 from shared.store import TaskStore
@@ -90,6 +90,7 @@ class Pipeline:
                 extra={"message_id": message.id, "error_code": exc.error_code, "attempt": attempt},
             )
             self.store.mark_processing(message.id, error=str(exc))
+            metrics.observe_message(message.message_type.value, "retried", error_code=exc.error_code)
             raise
         self._complete(message, turn, started)
         return Outcome(TaskStatus.COMPLETED)
@@ -123,15 +124,20 @@ class Pipeline:
             message_id=message.id,
             reasoning_engine_id=message.reasoning_engine_id,
         )
-        return _Turn(provider.send(request), transcript)
+        with tracing.span("agent_call", {"agent.provider": provider.name}, kind="client"):
+            return _Turn(provider.send(request), transcript)
 
     def _complete(self, message: QueueMessage, turn: _Turn, started: float) -> None:
-        data = build_result_data(
-            turn.reply.messages, user_number=message.user_number, message_id=message.id, now=datetime.now(UTC)
-        )
-        content = _format_assistant_messages(data)
-        if not content and turn.reply.text:
-            content = to_whatsapp(turn.reply.text)
+        with tracing.span("response_formatting"):
+            data = build_result_data(
+                turn.reply.messages,
+                user_number=message.user_number,
+                message_id=message.id,
+                now=datetime.now(UTC),
+            )
+            content = _format_assistant_messages(data)
+            if not content and turn.reply.text:
+                content = to_whatsapp(turn.reply.text)
         summary: dict[str, Any] = {
             "content": content,
             "content_parts": split_for_whatsapp(content),
@@ -142,7 +148,8 @@ class Pipeline:
             summary["transcript"] = turn.transcript
         if turn.reply.extra.get("fallback_from"):
             summary["fallback_from"] = turn.reply.extra["fallback_from"]
-        self.store.save_result(message.id, user_number=message.user_number, data=data, summary=summary)
+        with tracing.span("result_storage"):
+            self.store.save_result(message.id, user_number=message.user_number, data=data, summary=summary)
         self._observe(TaskStatus.COMPLETED, "", summary)
         log.info(
             "message completed",
@@ -178,8 +185,8 @@ class Pipeline:
 
     @staticmethod
     def _observe(status: str, error_code: str, summary: dict[str, Any]) -> None:
-        MESSAGES_PROCESSED.labels(status, error_code).inc()
-        PROCESSING_SECONDS.observe(summary["processing_time_ms"] / 1000)
+        seconds = summary["processing_time_ms"] / 1000
+        metrics.observe_message(summary["message_type"], status, error_code=error_code, seconds=seconds)
 
     @staticmethod
     def _timing(message: QueueMessage, started: float) -> dict[str, Any]:

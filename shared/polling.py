@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from typing import Any
 
 import flask
 
+from shared import tracing
 from shared.http import error_response, json_response
 from shared.models import TaskStatus, normalize_message_id
+from shared.observability import bind
 from shared.results import task_body
 from shared.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 _NOT_FOUND = {"error": "Task not found", "message": "No task found with the provided message ID"}
 
@@ -30,6 +36,31 @@ def get_response(request: flask.Request, runtime: Runtime) -> flask.Response:
     message_id, problem = _message_id(request)
     if problem is not None:
         return problem
+    with (
+        bind(message_id=message_id),
+        tracing.span_following(
+            _message_trace(runtime, message_id), "poll_result", {"message.id": message_id}
+        ),
+    ):
+        response = _result(runtime, message_id)
+        tracing.set_attributes({"http.response.status_code": response.status_code})
+        return response
+
+
+def _message_trace(runtime: Runtime, message_id: str) -> dict[str, str]:
+    """The trace context the webhook stored for the message (``task:trace:<id>``), when tracing."""
+    if not tracing.enabled():
+        return {}
+    try:
+        raw = runtime.store.client.get(runtime.store.key("task:trace", message_id))
+        stored = json.loads(raw) if raw else {}
+    except Exception as exc:
+        log.debug("trace context unreadable", extra={"error": exc.__class__.__name__})
+        return {}
+    return tracing.carrier_of(stored) if isinstance(stored, dict) else {}
+
+
+def _result(runtime: Runtime, message_id: str) -> flask.Response:
     task = runtime.store.read_task(message_id)
     if task is None:
         return json_response(_NOT_FOUND, 404)

@@ -157,6 +157,9 @@ def build_sink(settings: Settings) -> Sink:
 
 def build_bridge_consumer(runtime: Runtime) -> RabbitConsumer | MemoryConsumer:
     settings = runtime.settings
+    from shared.metrics import WORKER_CAPACITY
+
+    WORKER_CAPACITY.set(settings.max_parallel)
     policy = RetryPolicy(
         max_attempts=settings.bridge_max_attempts,
         initial_delay_s=settings.bridge_retry_initial_delay,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextlib import ExitStack
 from dataclasses import dataclass
 
+from shared import metrics, tracing
 from shared.audio import download_audio
 from shared.config import Settings
 from shared.filecheck import FileChecks
@@ -62,17 +64,27 @@ class VoiceNotes:
             return self._transcriber
 
     def transcribe_url(self, url: str) -> Transcript:
-        with download_audio(
-            url.strip(),
-            max_bytes=self.policy.max_bytes,
-            timeout_s=self.policy.timeout_s,
-            allowed_hosts=self.policy.allowed_hosts,
-            allow_private=self.policy.allow_private,
-            temp_dir=self.policy.temp_dir,
-        ) as audio:
+        with ExitStack() as cleanup:  # the downloaded file lives until the transcription is done
+            with tracing.span("audio_download", kind="client"), metrics.external_call("audio_download"):
+                audio = cleanup.enter_context(
+                    download_audio(
+                        url.strip(),
+                        max_bytes=self.policy.max_bytes,
+                        timeout_s=self.policy.timeout_s,
+                        allowed_hosts=self.policy.allowed_hosts,
+                        allow_private=self.policy.allow_private,
+                        temp_dir=self.policy.temp_dir,
+                    )
+                )
+                tracing.set_attributes({"audio.bytes": audio.size, "audio.format": audio.audio_format})
             log.info("voice note downloaded", extra={"bytes": audio.size, "format": audio.audio_format})
             self.checks.check(audio.path)
-            return self.transcriber().transcribe(audio.path, audio.content_type)
+            transcriber = self.transcriber()
+            with (
+                tracing.span("audio_transcription", kind="client"),
+                metrics.external_call("speech"),
+            ):
+                return transcriber.transcribe(audio.path, audio.content_type)
 
 
 def _build(settings: Settings) -> Transcriber:

@@ -15,9 +15,11 @@ import logging
 import flask
 from pydantic import ValidationError
 
+from shared import metrics, tracing
 from shared.errors import BusyError, InvalidMessage, TransientError
 from shared.http import error_response, json_response, read_json_body
 from shared.models import PushEnvelope, QueueMessage
+from shared.observability import bind
 from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,16 @@ def handle_push(request: flask.Request, runtime: Runtime) -> flask.Response:
         log.error("undeliverable push envelope", extra={"error": str(exc)[:500]})
         return error_response(400, "Invalid message", str(exc)[:500], field="message.data")
     try:
-        outcome = runtime.pipeline.run(message, attempt=envelope.delivery_attempt)
+        with (
+            bind(message_id=message.id, request_id=str(message.metadata.get("request_id") or "")),
+            tracing.span_following(
+                tracing.carrier_of(envelope.message.attributes),
+                "process_user_message",
+                {"message.id": message.id, "message.type": message.message_type.value},
+            ),
+            metrics.in_flight(),
+        ):
+            outcome = runtime.pipeline.run(message, attempt=envelope.delivery_attempt)
     except BusyError as exc:
         retry_after = str(int(exc.retry_after or 1))
         return error_response(429, "Busy", str(exc), headers={"Retry-After": retry_after})

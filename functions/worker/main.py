@@ -4,9 +4,11 @@ import flask
 import functions_framework
 
 from shared.api import worker_router
+from shared.observability import setup_process
 from shared.runtime import get_runtime
 
 get_runtime()  # fail at start, naming the variable, when a setting is invalid
+setup_process(get_runtime().settings)  # JSON logs for Cloud Logging; tracing when configured
 _router = worker_router()
 
 

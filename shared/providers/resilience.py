@@ -20,6 +20,7 @@ from typing import Any, Protocol, TypeVar
 import pybreaker
 from tenacity import RetryCallState, Retrying, retry_if_exception
 
+from shared import metrics
 from shared.errors import AgentUnavailable, ConfigError
 from shared.providers.base import AgentProvider, AgentReply, AgentRequest, HistoryMessage
 
@@ -96,12 +97,19 @@ class ResilientProvider:
         if self.rate_limiter is not None:  # our own limit: not a failure of the agent
             self.rate_limiter.acquire()
         try:
-            return self.breaker.call(func)
+            result: T = self.breaker.call(self._timed, func)
+            return result
         except pybreaker.CircuitBreakerError as exc:
             raise AgentUnavailable(
                 f"{self.name}: circuit breaker open, not calling the agent",
                 error_code=CIRCUIT_OPEN,
             ) from exc
+
+    def _timed(self, func: Callable[[], T]) -> T:
+        """One call of the agent, counted in ``external_api_calls_total{service="agent:<name>"}``."""
+        with metrics.external_call(f"agent:{self.name}"):
+            result: T = func()
+        return result
 
     def _run(self, func: Callable[[], T]) -> T:
         retrying = Retrying(

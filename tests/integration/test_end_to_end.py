@@ -78,7 +78,9 @@ def test_agent_failure_ends_failed_with_error_code(embedded_stack: LocalStack) -
 def test_health_names_each_dependency(embedded_stack: LocalStack) -> None:
     response = api.get(embedded_stack.base_url + "/health")
     assert response.status_code == 200
-    assert set(response.json()["checks"]) == {"redis", "rabbitmq"}
+    checks = response.json()["checks"]
+    assert set(checks) == {"redis", "rabbitmq", "agent", "speech"}
+    assert [name for name, check in checks.items() if check["required"]] == ["redis", "rabbitmq"]
     assert api.get(embedded_stack.base_url + "/live").json()["status"] == "alive"
     assert api.get(embedded_stack.base_url + "/ready").json()["status"] == "ready"
     one = api.get(embedded_stack.base_url + "/health/redis").json()
