@@ -183,6 +183,13 @@ class Settings(BaseSettings):
     openai_model: str = Field("gpt-4o-mini", validation_alias=_env("OPENAI_MODEL"))
     openai_system_prompt: str = Field("", validation_alias=_env("OPENAI_SYSTEM_PROMPT"))
     mock_agent_latency_ms: float = Field(0, ge=0, validation_alias=_env("MOCK_AGENT_LATENCY_MS"))
+    mock_agent_chunk_delay_ms: float = Field(0, ge=0, validation_alias=_env("MOCK_AGENT_CHUNK_DELAY_MS"))
+
+    # --- Streaming (docs/streaming.md) --------------------------------------------------------
+    stream_enabled: bool = Field(True, validation_alias=_env("STREAM_ENABLED"))
+    stream_maxlen: int = Field(2000, ge=10, validation_alias=_env("STREAM_MAXLEN"))
+    stream_heartbeat: Seconds = Field(15, gt=0, le=300, validation_alias=_env("STREAM_HEARTBEAT"))
+    stream_max_duration: Seconds = Field(300, gt=0, validation_alias=_env("STREAM_MAX_DURATION"))
 
     # --- Voice notes --------------------------------------------------------------------------
     transcribe_provider: str = Field(

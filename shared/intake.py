@@ -150,6 +150,7 @@ def _queue(runtime: Runtime, incoming: WebhookRequest, message_id: str) -> flask
         callback_url=incoming.callback_url,
         summary={"message_type": message_type.value, "thread_id": incoming.user_number},
     )
+    runtime.events.status(message_id, "queued")
     try:
         runtime.publisher.publish(queue_message.to_body())
     except QueueUnavailable as exc:

@@ -52,7 +52,9 @@ def _openai(settings: Settings) -> AgentProvider:
 def _mock(settings: Settings) -> AgentProvider:
     from shared.providers.mock import MockProvider
 
-    return MockProvider(latency_ms=settings.mock_agent_latency_ms)
+    return MockProvider(
+        latency_ms=settings.mock_agent_latency_ms, chunk_delay_ms=settings.mock_agent_chunk_delay_ms
+    )
 
 
 BACKENDS: dict[str, Callable[[Settings], AgentProvider]] = {
