@@ -174,6 +174,11 @@ class Settings(BaseSettings):
     reasoning_engine_id: str = Field("", validation_alias=_env("REASONING_ENGINE_ID"))
     agent_engine_class_method: str = Field("async_query", validation_alias=_env("AGENT_ENGINE_CLASS_METHOD"))
     agent_engine_api_endpoint: str = Field("", validation_alias=_env("AGENT_ENGINE_API_ENDPOINT"))
+    agent_engine_stream_class_method: str = Field(
+        "",
+        validation_alias=_env("AGENT_ENGINE_STREAM_CLASS_METHOD"),
+        description="e.g. stream_query: stream replies through :streamQuery; empty = one chunk per reply",
+    )
     eai_agent_service_url: str = Field("", validation_alias=_env("EAI_AGENT_SERVICE_URL", "EAI_AGENT_URL"))
     eai_agent_service_token: str = Field(
         "", validation_alias=_env("EAI_AGENT_SERVICE_TOKEN", "EAI_AGENT_TOKEN"), repr=False

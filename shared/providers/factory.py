@@ -26,6 +26,7 @@ def _agent_engine(settings: Settings) -> AgentProvider:
         class_method=settings.agent_engine_class_method,
         timeout_s=settings.agent_timeout,
         api_endpoint=settings.agent_engine_api_endpoint or None,
+        stream_class_method=settings.agent_engine_stream_class_method or None,
     )
 
 
