@@ -22,7 +22,15 @@ import httpx
 from shared.errors import AgentRejected, AgentUnavailable, ConfigError
 from shared.providers import _http
 from shared.providers._messages import text_reply_message
-from shared.providers.base import AgentMessage, AgentReply, AgentRequest, Chunk, ChunkSink, HistoryMessage
+from shared.providers.base import (
+    AgentMessage,
+    AgentReply,
+    AgentRequest,
+    Chunk,
+    ChunkSink,
+    HistoryMessage,
+    emit_whole,
+)
 
 _PROVIDER = "openai"
 
@@ -75,6 +83,10 @@ class OpenAICompatibleProvider:
             json_body=self.request_body(request.text),
             timeout=self.timeout_s,
         )
+        return self._completion(request, text)
+
+    def _completion(self, request: AgentRequest, text: str) -> AgentReply:
+        """The reply of a whole (non-streamed) chat-completions answer."""
         _, body = _http.parse_json(text.strip())
         try:
             choice = body["choices"][0]
@@ -112,6 +124,11 @@ class OpenAICompatibleProvider:
                 if not response.is_success:
                     text = _http.decode_body(response.read())
                     raise _http.error_for_status(_PROVIDER, response, text)
+                if "text/event-stream" not in response.headers.get("content-type", ""):
+                    # A server that ignores ``stream: true`` answers one JSON document: one chunk.
+                    reply = self._completion(request, _http.decode_body(response.read()))
+                    emit_whole(reply, on_chunk)
+                    return reply
                 for event in _sse_data(response.iter_lines()):
                     if isinstance(event.get("error"), dict | str):
                         raise AgentUnavailable(

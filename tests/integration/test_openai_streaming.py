@@ -244,3 +244,20 @@ def test_reasoning_and_text_chunks_reach_the_sse_client_through_the_stack(server
         assert polled["content"] == "Olá, *mundo*!"  # the formatted WhatsApp text stays authoritative
     finally:
         stack.stop()
+
+
+def test_a_server_that_ignores_stream_true_answers_as_one_chunk() -> None:
+    def whole(handler: SSEHandler) -> None:
+        handler.start(200, "application/json")
+        answer = {
+            "id": "c2",
+            "model": "m",
+            "choices": [{"message": {"content": "Tudo"}, "finish_reason": "stop"}],
+        }
+        handler.wfile.write(json.dumps(answer).encode())
+
+    chunks: list[Chunk] = []
+    for server in serving(whole):
+        reply = provider(server).stream(REQUEST, chunks.append)
+    assert chunks == [Chunk("text", "Tudo")]
+    assert reply.messages[-1]["response_metadata"]["finish_reason"] == "stop"
