@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import flask
 
-from shared import demo, health, intake, metrics, polling, worker
+from shared import demo, health, intake, metrics, polling, sse, worker
 from shared.auth import Role
 from shared.http import Policy, Router
 from shared.runtime import Runtime, get_runtime
@@ -56,6 +56,7 @@ def worker_router(runtime: Callable[[], Runtime] = get_runtime) -> Router:
 def poll_router(runtime: Callable[[], Runtime] = get_runtime) -> Router:
     router = Router(context=runtime)
     router.add("GET", "/api/v1/message/response", lambda r: polling.get_response(r, runtime()), READ)
+    router.add("GET", "/api/v1/message/stream", lambda r: sse.stream_task(r, runtime()), READ)
     router.add(
         "GET", "/api/v1/message/debug/task-status", lambda r: polling.get_task_status(r, runtime()), ADMIN
     )

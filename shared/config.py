@@ -179,6 +179,11 @@ class Settings(BaseSettings):
     reasoning_engine_id: str = Field("", validation_alias=_env("REASONING_ENGINE_ID"))
     agent_engine_class_method: str = Field("async_query", validation_alias=_env("AGENT_ENGINE_CLASS_METHOD"))
     agent_engine_api_endpoint: str = Field("", validation_alias=_env("AGENT_ENGINE_API_ENDPOINT"))
+    agent_engine_stream_class_method: str = Field(
+        "",
+        validation_alias=_env("AGENT_ENGINE_STREAM_CLASS_METHOD"),
+        description="e.g. stream_query: stream replies through :streamQuery; empty = one chunk per reply",
+    )
     eai_agent_service_url: str = Field("", validation_alias=_env("EAI_AGENT_SERVICE_URL", "EAI_AGENT_URL"))
     eai_agent_service_token: str = Field(
         "", validation_alias=_env("EAI_AGENT_SERVICE_TOKEN", "EAI_AGENT_TOKEN"), repr=False
@@ -188,6 +193,13 @@ class Settings(BaseSettings):
     openai_model: str = Field("gpt-4o-mini", validation_alias=_env("OPENAI_MODEL"))
     openai_system_prompt: str = Field("", validation_alias=_env("OPENAI_SYSTEM_PROMPT"))
     mock_agent_latency_ms: float = Field(0, ge=0, validation_alias=_env("MOCK_AGENT_LATENCY_MS"))
+    mock_agent_chunk_delay_ms: float = Field(0, ge=0, validation_alias=_env("MOCK_AGENT_CHUNK_DELAY_MS"))
+
+    # --- Streaming (docs/streaming.md) --------------------------------------------------------
+    stream_enabled: bool = Field(True, validation_alias=_env("STREAM_ENABLED"))
+    stream_maxlen: int = Field(2000, ge=10, validation_alias=_env("STREAM_MAXLEN"))
+    stream_heartbeat: Seconds = Field(15, gt=0, le=300, validation_alias=_env("STREAM_HEARTBEAT"))
+    stream_max_duration: Seconds = Field(300, gt=0, validation_alias=_env("STREAM_MAX_DURATION"))
 
     # --- Voice notes --------------------------------------------------------------------------
     transcribe_provider: str = Field(

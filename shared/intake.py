@@ -154,6 +154,7 @@ def _queue(runtime: Runtime, incoming: WebhookRequest, message_id: str) -> flask
         callback_url=incoming.callback_url,
         summary={"message_type": message_type.value, "thread_id": incoming.user_number},
     )
+    runtime.events.status(message_id, "queued")
     try:
         with tracing.span(
             f"publish {runtime.topology.queue}",

@@ -201,6 +201,32 @@ def build_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/api/v1/message/stream": {
+                "get": {
+                    "summary": "Follow a message as Server-Sent Events (docs/streaming.md)",
+                    **_guarded("read_only"),
+                    "parameters": [
+                        _message_id_param(),
+                        {
+                            "name": "Last-Event-ID",
+                            "in": "header",
+                            "required": False,
+                            "description": "resume after this event id",
+                            "schema": {"type": "string", "pattern": "^[0-9]+-[0-9]+$"},
+                        },
+                    ],
+                    "responses": {
+                        **guard,
+                        "200": {
+                            "description": "status, chunk, reset events, then completed or failed "
+                            "(the poll body), or timeout",
+                            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                        },
+                        "404": _answer("Unknown or expired message id"),
+                        **errors,
+                    },
+                }
+            },
             "/api/v1/message/debug/task-status": {
                 "get": {
                     "summary": "Debug view of a task's stored state",

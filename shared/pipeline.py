@@ -22,9 +22,10 @@ from shared.callbacks import CallbackSender, result_payload
 from shared.errors import DownloadError, PermanentError, TranscriptionError, TransientError
 from shared.formatter import split_for_whatsapp, to_whatsapp
 from shared.models import MessageType, QueueMessage, TaskStatus
-from shared.providers.base import AgentProvider, AgentReply, AgentRequest, HistoryMessage
+from shared.providers.base import AgentProvider, AgentReply, AgentRequest, HistoryMessage, stream_reply
 from shared.results import task_body
 from shared.store import TaskStore
+from shared.streaming import TaskEvents
 from shared.transcription import Transcript
 from shared.transform import build_result_data
 
@@ -65,12 +66,14 @@ class Pipeline:
         voice: VoiceTranscriber | None = None,
         callbacks: CallbackSender | None = None,
         failure_retry_after: float | None = 30,
+        events: TaskEvents | None = None,
     ) -> None:
         self.store = store
         self.providers = providers
         self.voice = voice
         self.callbacks = callbacks
         self.failure_retry_after = failure_retry_after
+        self.events = events
 
     def run(self, message: QueueMessage, *, attempt: int = 1) -> Outcome:
         """Process ``message``; raise :class:`TransientError` when the delivery should be retried."""
@@ -105,11 +108,14 @@ class Pipeline:
 
     def _take_turn(self, message: QueueMessage) -> _Turn:
         text, transcript = message.message, None
+        stream = self.events.turn(message.id) if self.events is not None else None
         if message.message_type is MessageType.AUDIO:
             if self.voice is None:
                 raise TranscriptionError("voice notes are not enabled in this deployment")
             transcript = self.voice.transcribe_url(message.message).text
             text = transcript
+            if stream is not None:
+                stream.status("transcribed", transcript=transcript)
         provider = self.providers(message.provider)
         self.store.touch_thread(message.user_number, new_messages=1 + bool(message.previous_message))
         if message.previous_message:
@@ -125,7 +131,7 @@ class Pipeline:
             reasoning_engine_id=message.reasoning_engine_id,
         )
         with tracing.span("agent_call", {"agent.provider": provider.name}, kind="client"):
-            return _Turn(provider.send(request), transcript)
+            return _Turn(stream_reply(provider, request, stream), transcript)
 
     def _complete(self, message: QueueMessage, turn: _Turn, started: float) -> None:
         with tracing.span("response_formatting"):
@@ -150,6 +156,7 @@ class Pipeline:
             summary["fallback_from"] = turn.reply.extra["fallback_from"]
         with tracing.span("result_storage"):
             self.store.save_result(message.id, user_number=message.user_number, data=data, summary=summary)
+        self._publish_final(message.id, TaskStatus.COMPLETED)
         self._observe(TaskStatus.COMPLETED, "", summary)
         log.info(
             "message completed",
@@ -171,8 +178,17 @@ class Pipeline:
         self.store.mark_failed(
             message.id, error=str(exc), error_code=exc.error_code, retry_after=retry_after, extra=timing
         )
+        self._publish_final(message.id, TaskStatus.FAILED)
         self._observe(TaskStatus.FAILED, exc.error_code, timing)
         self._call_back(message, TaskStatus.FAILED)
+
+    def _publish_final(self, message_id: str, status: str) -> None:
+        """The stream's last event: the same body the poll endpoint now answers."""
+        if self.events is None:
+            return
+        task = self.store.read_task(message_id)
+        if task is not None:
+            self.events.finish(message_id, status, task_body(message_id, task))
 
     def _call_back(self, message: QueueMessage, status: str) -> None:
         if self.callbacks is None:

@@ -23,6 +23,7 @@ from shared.providers.factory import build_agent, build_resilient
 from shared.queue import MemoryBroker, Publisher, RabbitPublisher, Topology
 from shared.ratelimit import RateLimiter
 from shared.store import TaskStore, TaskTTL, build_redis
+from shared.streaming import TaskEvents
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,12 @@ class Runtime:
             if self._pipeline is None:
                 self._pipeline = build_pipeline(self)
             return self._pipeline
+
+    @property
+    def events(self) -> TaskEvents:
+        """The per-task event streams (docs/streaming.md)."""
+        settings = self.settings
+        return TaskEvents(self.store, maxlen=settings.stream_maxlen, enabled=settings.stream_enabled)
 
     def close(self) -> None:
         self.publisher.close()
@@ -140,6 +147,7 @@ def build_pipeline(runtime: Runtime) -> Pipeline:
         voice=VoiceNotes.from_settings(settings),
         callbacks=callbacks,
         failure_retry_after=settings.failure_retry_after,
+        events=runtime.events,
     )
 
 

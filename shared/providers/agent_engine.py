@@ -8,6 +8,14 @@ Behaviour follows the Go gateway (reference §5.5): ``POST …/reasoningEngines/
 ``classMethod`` + LangGraph input, long-running operations polled until done, byte-order marks
 stripped, ``\\uXXXX`` left in strings unescaped, a plain-text answer wrapped as one ``ai`` message.
 Unlike Go, failures are raised (classified) instead of being turned into apology texts here.
+
+Streaming (opt-in, ``AGENT_ENGINE_STREAM_CLASS_METHOD``, e.g. ``stream_query``): ``POST
+…:streamQuery`` answers newline-delimited JSON, one object per line (possibly wrapped as a
+``google.api.HttpBody`` with base64 ``data``). Text is taken from what common agent templates emit:
+LangChain message chunks (``content``), LangGraph updates (``{"messages": [...]}`` or
+``{"<node>": {"messages": [...]}}``) and ADK events (``content.parts[].text``, ``thought`` parts as
+reasoning). The reply is built from an ``output`` object when one arrives, else from the messages
+collected, else from the text streamed. Without the setting the reply is sent as one chunk.
 """
 
 from __future__ import annotations
@@ -25,8 +33,18 @@ import httpx
 
 from shared.errors import AgentRejected, AgentUnavailable, ConfigError
 from shared.providers import _http
-from shared.providers._messages import normalise_messages, text_reply_message
-from shared.providers.base import AgentReply, AgentRequest, HistoryMessage
+from shared.providers._messages import normalise_message, normalise_messages, text_reply_message
+from shared.providers.base import (
+    AgentMessage,
+    AgentReply,
+    AgentRequest,
+    Chunk,
+    ChunkSink,
+    HistoryMessage,
+    content_text,
+    emit_whole,
+    reasoning_text,
+)
 
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 _PROVIDER = "google_agent_engine"
@@ -174,6 +192,7 @@ class AgentEngineProvider:
         api_endpoint: str | None = None,
         http_client: httpx.Client | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        stream_class_method: str | None = None,
     ) -> None:
         missing = [
             label
@@ -190,6 +209,7 @@ class AgentEngineProvider:
         self.location = location
         self.reasoning_engine_id = reasoning_engine_id
         self.class_method = class_method
+        self.stream_class_method = stream_class_method
         self.timeout_s = timeout_s
         self.lro_poll_interval_s = lro_poll_interval_s
         self.base_url = (api_endpoint or f"https://{location}-aiplatform.googleapis.com").rstrip("/")
@@ -286,6 +306,37 @@ class AgentEngineProvider:
         ok, value, text = self._query(url, self.query_body(request.thread_id, request.text))
         return self._reply(ok, value, text, request.message_id)
 
+    def stream(self, request: AgentRequest, on_chunk: ChunkSink) -> AgentReply:
+        """Run one turn through ``:streamQuery`` when configured, else ``send`` as one chunk."""
+        if not self.stream_class_method:
+            reply = self.send(request)
+            emit_whole(reply, on_chunk)
+            return reply
+        url = self.query_url(request.reasoning_engine_id).removesuffix(":query") + ":streamQuery"
+        body = {**self.query_body(request.thread_id, request.text), "classMethod": self.stream_class_method}
+        collected = _Collected()
+        try:
+            with self._client.stream(
+                "POST", url, json=body, headers=self._headers(), timeout=self.timeout_s
+            ) as response:
+                if not response.is_success:
+                    raise _http.error_for_status(_PROVIDER, response, _http.decode_body(response.read()))
+                for line in response.iter_lines():
+                    for item in _stream_items(line):
+                        collected.add(item, on_chunk)
+        except httpx.HTTPError as exc:
+            raise _http.error_for_transport(_PROVIDER, exc) from exc
+        if collected.output is not None:
+            return self._reply(True, collected.output, json.dumps(collected.output), request.message_id)
+        if collected.messages:
+            return AgentReply(collected.messages, self.name, {"output_has_messages": True, "streamed": True})
+        if not collected.seen:
+            raise AgentRejected(f"{_PROVIDER}: the stream ended without any event")
+        text = "".join(collected.text)
+        return AgentReply(
+            [text_reply_message(text, f"agent-engine-{request.message_id}")], self.name, {"streamed": True}
+        )
+
     def add_history(
         self, thread_id: str, messages: list[HistoryMessage], reasoning_engine_id: str | None
     ) -> dict[str, Any]:
@@ -352,3 +403,81 @@ def _operation_name(value: Any) -> str | None:
     if isinstance(operation, dict) and isinstance(operation.get("name"), str):
         return str(operation["name"]) or None
     return None
+
+
+def _stream_items(line: str) -> list[Any]:
+    """The JSON objects of one line of a ``:streamQuery`` answer (HttpBody wrappers unwrapped)."""
+    text = line.strip().removeprefix("data:").strip()
+    if not text or text in ("[", "]", ","):
+        return []
+    ok, value = _http.parse_json(text.strip(","))
+    if not ok:
+        return []
+    if isinstance(value, dict) and isinstance(value.get("data"), str) and "contentType" in value:
+        with contextlib.suppress(binascii.Error, UnicodeDecodeError):
+            inner = base64.b64decode(value["data"]).decode("utf-8")
+            return [item for part in inner.splitlines() for item in _stream_items(part)]
+    return [value]
+
+
+_AI_TYPES = frozenset({"ai", "AIMessage", "AIMessageChunk"})
+
+
+class _Collected:
+    """What a streamed answer has produced so far."""
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+        self.messages: list[AgentMessage] = []
+        self.output: Any = None
+        self.seen = False
+        self._partial = False
+
+    def add(self, item: Any, on_chunk: ChunkSink) -> None:
+        self.seen = True
+        if not isinstance(item, dict):
+            if isinstance(item, str) and item:
+                self._text(item, on_chunk)
+            return
+        if "output" in item:
+            self.output = item
+            return
+        nested = item.get("messages")
+        if nested is None:  # LangGraph "updates": {"<node>": {"messages": [...]}}
+            for value in item.values():
+                if isinstance(value, dict) and isinstance(value.get("messages"), list):
+                    nested = value["messages"]
+        if isinstance(nested, list):
+            for message in normalise_messages(nested):
+                self.messages.append(message)
+                if message.get("type") == "ai" and not message.get("tool_calls"):
+                    self._emit_message(message, on_chunk)
+            return
+        content = item.get("content")
+        if isinstance(content, dict) and isinstance(content.get("parts"), list):  # ADK event
+            partial = bool(item.get("partial"))
+            if self._partial and not partial:
+                self._partial = False
+                return  # the closing event repeats the partial ones
+            self._partial = partial
+            for part in content["parts"]:
+                if isinstance(part, dict) and isinstance(part.get("text"), str) and part["text"]:
+                    if part.get("thought"):
+                        on_chunk(Chunk("reasoning", part["text"]))
+                    else:
+                        self._text(part["text"], on_chunk)
+            return
+        message = normalise_message(item)
+        if message.get("type") in _AI_TYPES and not message.get("tool_calls"):  # a message chunk
+            self._emit_message(message, on_chunk)
+
+    def _emit_message(self, message: AgentMessage, on_chunk: ChunkSink) -> None:
+        reasoning = reasoning_text(message.get("content"))
+        if reasoning:
+            on_chunk(Chunk("reasoning", reasoning))
+        self._text(content_text(message.get("content")), on_chunk)
+
+    def _text(self, text: str, on_chunk: ChunkSink) -> None:
+        if text:
+            self.text.append(text)
+            on_chunk(Chunk("text", text))

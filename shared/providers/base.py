@@ -7,12 +7,20 @@ Vertex AI Agent Engine returns them (LangChain message dicts: ``type`` ``human``
 
 Providers raise :class:`~shared.errors.AgentUnavailable` for failures worth retrying and
 :class:`~shared.errors.AgentRejected` for final ones.
+
+Streaming is an optional capability (:class:`StreamingProvider`): ``stream(request, on_chunk)``
+returns the same :class:`AgentReply` as ``send`` and calls ``on_chunk`` with each piece of raw text
+(or reasoning) as it arrives. Callers use :func:`stream_reply`, which falls back to ``send`` plus one
+chunk for providers that cannot stream. A ``reset`` chunk tells the consumer to discard the chunks
+received so far: wrappers that retry or fall back after partial output emit it before trying
+again, so a client never sees text twice (see docs/streaming.md).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 AgentMessage = dict[str, Any]
 
@@ -81,3 +89,81 @@ class AgentProvider(Protocol):
     ) -> dict[str, Any]:
         """Append messages to the thread without running the agent; return the backend's answer."""
         ...
+
+
+ChunkKind = Literal["text", "reasoning", "reset"]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a reply as it is produced: raw ``text``, ``reasoning``, or ``reset`` (discard so far)."""
+
+    kind: ChunkKind
+    text: str = ""
+
+
+ChunkSink = Callable[[Chunk], None]
+RESET = Chunk("reset")
+
+
+@runtime_checkable
+class StreamingProvider(Protocol):
+    """A provider that can hand out its reply piece by piece."""
+
+    def stream(self, request: AgentRequest, on_chunk: ChunkSink) -> AgentReply:
+        """Like ``send``, calling ``on_chunk`` for each piece as it arrives."""
+        ...
+
+
+def reasoning_text(content: Any) -> str:
+    """The ``thinking``/``reasoning`` parts of a message ``content`` ("" when there are none)."""
+    if not isinstance(content, list):
+        return ""
+    parts = []
+    for part in content:
+        if isinstance(part, dict) and part.get("type") in ("thinking", "reasoning"):
+            parts.append(str(part.get("thinking") or part.get("reasoning") or part.get("text") or ""))
+    return "".join(parts)
+
+
+def emit_whole(reply: AgentReply, on_chunk: ChunkSink) -> None:
+    """Send a finished reply as (at most) one reasoning chunk and one text chunk."""
+    for message in reversed(reply.messages):
+        if message.get("type") == "ai" and not message.get("tool_calls"):
+            reasoning = reasoning_text(message.get("content"))
+            if reasoning:
+                on_chunk(Chunk("reasoning", reasoning))
+            break
+    if reply.text:
+        on_chunk(Chunk("text", reply.text))
+
+
+def stream_reply(provider: AgentProvider, request: AgentRequest, on_chunk: ChunkSink | None) -> AgentReply:
+    """Run one turn, streaming through ``on_chunk`` when given (one chunk if the provider can't)."""
+    if on_chunk is None:
+        return provider.send(request)
+    if isinstance(provider, StreamingProvider):
+        return provider.stream(request, on_chunk)
+    reply = provider.send(request)
+    emit_whole(reply, on_chunk)
+    return reply
+
+
+class RewindableSink:
+    """Forwards chunks and remembers whether any text was forwarded since the last reset.
+
+    :meth:`rewind` (called before a retry or a fallback) emits ``reset`` only when needed.
+    """
+
+    def __init__(self, sink: ChunkSink) -> None:
+        self._sink = sink
+        self.dirty = False
+
+    def __call__(self, chunk: Chunk) -> None:
+        self.dirty = chunk.kind != "reset"
+        self._sink(chunk)
+
+    def rewind(self) -> None:
+        if self.dirty:
+            self._sink(RESET)
+            self.dirty = False

@@ -26,6 +26,7 @@ def _agent_engine(settings: Settings) -> AgentProvider:
         class_method=settings.agent_engine_class_method,
         timeout_s=settings.agent_timeout,
         api_endpoint=settings.agent_engine_api_endpoint or None,
+        stream_class_method=settings.agent_engine_stream_class_method or None,
     )
 
 
@@ -52,7 +53,9 @@ def _openai(settings: Settings) -> AgentProvider:
 def _mock(settings: Settings) -> AgentProvider:
     from shared.providers.mock import MockProvider
 
-    return MockProvider(latency_ms=settings.mock_agent_latency_ms)
+    return MockProvider(
+        latency_ms=settings.mock_agent_latency_ms, chunk_delay_ms=settings.mock_agent_chunk_delay_ms
+    )
 
 
 BACKENDS: dict[str, Callable[[Settings], AgentProvider]] = {

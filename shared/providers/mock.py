@@ -3,18 +3,37 @@
 Texts starting with ``FAIL_TRANSIENT`` raise :class:`AgentUnavailable` and texts starting with
 ``FAIL_PERMANENT`` raise :class:`AgentRejected`, so the worker's failure paths can be exercised
 through the whole stack without a real agent.
+
+It streams too: the reply is cut into words (each keeping its leading space, so the chunks join to
+the reply) handed out ``chunk_delay_ms`` apart, like a model writing.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
 from shared.errors import AgentRejected, AgentUnavailable
-from shared.providers.base import AgentMessage, AgentReply, AgentRequest, HistoryMessage
+from shared.providers.base import (
+    AgentMessage,
+    AgentReply,
+    AgentRequest,
+    Chunk,
+    ChunkSink,
+    HistoryMessage,
+    content_text,
+)
 
 FAIL_TRANSIENT = "FAIL_TRANSIENT"
 FAIL_PERMANENT = "FAIL_PERMANENT"
+_WORDS = re.compile(r"\s*\S+\s*$|\s*\S+")
+
+
+def word_chunks(text: str) -> list[str]:
+    """``"a b  c "`` -> ``["a", " b", "  c "]``: words with their leading spaces, joining to ``text``."""
+    pieces = _WORDS.findall(text)
+    return pieces if pieces else ([text] if text else [])
 
 
 class MockProvider:
@@ -22,11 +41,16 @@ class MockProvider:
 
     name = "mock"
 
-    def __init__(self, latency_ms: float = 0, reply_template: str = "Você disse: {text}") -> None:
+    def __init__(
+        self, latency_ms: float = 0, reply_template: str = "Você disse: {text}", chunk_delay_ms: float = 0
+    ) -> None:
         if latency_ms < 0:
             raise ValueError(f"latency_ms must be >= 0, got {latency_ms}")
+        if chunk_delay_ms < 0:
+            raise ValueError(f"chunk_delay_ms must be >= 0, got {chunk_delay_ms}")
         self.latency_ms = latency_ms
         self.reply_template = reply_template
+        self.chunk_delay_ms = chunk_delay_ms
 
     def _sleep(self) -> None:
         if self.latency_ms:
@@ -59,6 +83,14 @@ class MockProvider:
             },
         ]
         return AgentReply(messages=messages, provider=self.name)
+
+    def stream(self, request: AgentRequest, on_chunk: ChunkSink) -> AgentReply:
+        reply = self.send(request)
+        for index, piece in enumerate(word_chunks(content_text(reply.messages[-1]["content"]))):
+            if index and self.chunk_delay_ms:
+                time.sleep(self.chunk_delay_ms / 1000)
+            on_chunk(Chunk("text", piece))
+        return reply
 
     def add_history(
         self, thread_id: str, messages: list[HistoryMessage], reasoning_engine_id: str | None

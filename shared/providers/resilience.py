@@ -6,6 +6,11 @@
   does not count against the breaker (the agent answered).
 * :class:`FallbackChain` asks providers in order and moves on only after ``AgentUnavailable``.
 * :class:`RedisRateLimiter` is a sliding-window limit shared by every instance through Redis.
+
+Both wrappers stream when asked (``stream``): chunks pass straight through, and a retry or a fallback
+that follows partial output first emits a ``reset`` chunk, so consumers drop the abandoned text
+instead of showing it twice. Retrying after the first chunk is kept on purpose: the final answer
+matters more than an uninterrupted stream.
 """
 
 from __future__ import annotations
@@ -22,7 +27,15 @@ from tenacity import RetryCallState, Retrying, retry_if_exception
 
 from shared import metrics
 from shared.errors import AgentUnavailable, ConfigError
-from shared.providers.base import AgentProvider, AgentReply, AgentRequest, HistoryMessage
+from shared.providers.base import (
+    AgentProvider,
+    AgentReply,
+    AgentRequest,
+    ChunkSink,
+    HistoryMessage,
+    RewindableSink,
+    stream_reply,
+)
 
 T = TypeVar("T")
 
@@ -125,6 +138,15 @@ class ResilientProvider:
     def send(self, request: AgentRequest) -> AgentReply:
         return self._run(lambda: self.inner.send(request))
 
+    def stream(self, request: AgentRequest, on_chunk: ChunkSink) -> AgentReply:
+        sink = RewindableSink(on_chunk)
+
+        def attempt() -> AgentReply:
+            sink.rewind()  # a previous attempt's partial text is abandoned
+            return stream_reply(self.inner, request, sink)
+
+        return self._run(attempt)
+
     def add_history(
         self, thread_id: str, messages: list[HistoryMessage], reasoning_engine_id: str | None
     ) -> dict[str, Any]:
@@ -153,7 +175,19 @@ class FallbackChain:
         raise last
 
     def send(self, request: AgentRequest) -> AgentReply:
-        reply, provider, failed = self._run(lambda p: p.send(request))
+        return self._answer(*self._run(lambda p: p.send(request)))
+
+    def stream(self, request: AgentRequest, on_chunk: ChunkSink) -> AgentReply:
+        sink = RewindableSink(on_chunk)
+
+        def attempt(provider: AgentProvider) -> AgentReply:
+            sink.rewind()  # the previous provider's partial text is abandoned
+            return stream_reply(provider, request, sink)
+
+        return self._answer(*self._run(attempt))
+
+    @staticmethod
+    def _answer(reply: AgentReply, provider: AgentProvider, failed: list[str]) -> AgentReply:
         extra = dict(reply.extra)
         if failed:
             extra["fallback_from"] = failed

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared.errors import AgentRejected, AgentUnavailable, ConfigError
 from shared.providers.agent_engine import AgentEngineProvider, parse_credentials_json
-from shared.providers.base import AgentRequest, HistoryMessage
+from shared.providers.base import AgentReply, AgentRequest, Chunk, HistoryMessage
 from tests.fake_http import FakeServer, Recorded, Reply
 
 PROJECT, LOCATION, ENGINE = "my-project", "us-central1", "1234567890"
@@ -452,3 +452,98 @@ def test_default_endpoint_and_config_errors():
     with pytest.raises(ConfigError):
         parse_credentials_json("not json at all")
     assert parse_credentials_json(base64.b64encode(b'{"k": "v"}').decode()) == {"k": "v"}
+
+
+# --- streaming through :streamQuery (AGENT_ENGINE_STREAM_CLASS_METHOD) ----------------------------
+
+STREAM_PATH = QUERY_PATH.removesuffix(":query") + ":streamQuery"
+
+
+def streaming(server: FakeServer, rsa_key: rsa.RSAPrivateKey, method: str | None = "stream_query"):
+    return AgentEngineProvider(
+        PROJECT,
+        LOCATION,
+        ENGINE,
+        credentials_json=sa_json(server, rsa_key),
+        api_endpoint=server.url,
+        timeout_s=5,
+        stream_class_method=method,
+    )
+
+
+def ndjson(*items: object) -> bytes:
+    return "\n".join(json.dumps(item, ensure_ascii=False) for item in items).encode() + b"\n"
+
+
+def stream(provider: AgentEngineProvider) -> tuple[list[Chunk], AgentReply]:
+    chunks: list[Chunk] = []
+    reply = provider.stream(AgentRequest("5521999990000", "Oi", "msg-1"), chunks.append)
+    return chunks, reply
+
+
+def test_stream_query_message_chunks_become_text_chunks(server, rsa_key):
+    chunk = {"lc": 1, "type": "constructor", "id": ["langchain", "schema", "messages", "AIMessageChunk"]}
+    server.route(
+        "POST",
+        STREAM_PATH,
+        Reply(
+            200,
+            ndjson(
+                {**chunk, "kwargs": {"content": "Ol\\u00e1", "type": "AIMessageChunk"}},
+                {"type": "AIMessageChunk", "content": [{"type": "text", "text": ", tudo bem?"}]},
+            ),
+        ),
+    )
+    chunks, reply = stream(streaming(server, rsa_key))
+    [call] = server.calls("POST", STREAM_PATH)
+    assert call.json()["classMethod"] == "stream_query"
+    assert call.json()["input"]["config"] == {"configurable": {"thread_id": "5521999990000"}}
+    assert call.headers["authorization"] == "Bearer tok-1"
+    assert chunks == [Chunk("text", "Olá"), Chunk("text", ", tudo bem?")]
+    assert reply.text == "Olá, tudo bem?"
+
+
+def test_stream_query_langgraph_updates_and_final_output(server, rsa_key):
+    tool_call = {"type": "ai", "id": "a0", "content": "", "tool_calls": [{"name": "search", "args": {}}]}
+    server.route(
+        "POST",
+        STREAM_PATH,
+        Reply(200, ndjson({"agent": {"messages": [tool_call]}}, {"tools": {"messages": []}}, AI_OUTPUT)),
+    )
+    chunks, reply = stream(streaming(server, rsa_key))
+    assert chunks == []  # tool calls are not text; the final output has no streamed text either
+    assert reply.text == "Olá! Como posso ajudar?"
+    assert [m["type"] for m in reply.messages] == ["human", "ai"]
+
+
+def test_stream_query_adk_events_with_thoughts_and_http_body_wrapping(server, rsa_key):
+    def body(item: object) -> dict[str, str]:
+        data = base64.b64encode(json.dumps(item).encode()).decode()
+        return {"contentType": "application/json", "data": data}
+
+    events = [
+        {"partial": True, "content": {"parts": [{"text": "pensando", "thought": True}]}},
+        {"partial": True, "content": {"parts": [{"text": "Bom "}]}},
+        {"partial": True, "content": {"parts": [{"text": "dia"}]}},
+        {"content": {"parts": [{"text": "Bom dia"}]}},  # the closing event repeats the text
+    ]
+    server.route("POST", STREAM_PATH, Reply(200, ndjson(*(body(e) for e in events))))
+    chunks, reply = stream(streaming(server, rsa_key))
+    assert chunks == [Chunk("reasoning", "pensando"), Chunk("text", "Bom "), Chunk("text", "dia")]
+    assert reply.text == "Bom dia"
+
+
+def test_stream_query_errors_are_classified(server, rsa_key):
+    server.route("POST", STREAM_PATH, Reply(503, {"error": {"code": 503, "status": "UNAVAILABLE"}}))
+    with pytest.raises(AgentUnavailable):
+        stream(streaming(server, rsa_key))
+    server.route("POST", STREAM_PATH, Reply(403, {"error": {"code": 403, "status": "PERMISSION_DENIED"}}))
+    with pytest.raises(AgentRejected):
+        stream(streaming(server, rsa_key))
+
+
+def test_without_a_stream_method_the_query_answer_is_one_chunk(server, rsa_key):
+    server.route("POST", QUERY_PATH, Reply(200, AI_OUTPUT))
+    chunks, _ = stream(streaming(server, rsa_key, method=None))
+    assert chunks == [Chunk("text", "Olá! Como posso ajudar?")]
+    assert server.calls("POST", STREAM_PATH) == []

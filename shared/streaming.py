@@ -1,0 +1,168 @@
+"""A task's progress as a Redis Stream, for clients that want the reply as it is written.
+
+``task:stream:<id>`` holds one entry per event, fields ``event`` and ``data`` (JSON):
+
+==========  ====================================================================================
+event       data
+==========  ====================================================================================
+status      ``{"status": "queued" | "processing" | "transcribed", ...}``
+chunk       ``{"type": "text" | "reasoning", "text": "..."}``: raw model output, in order
+reset       ``{"reason": ...}``: drop the chunks received so far (the agent call is being retried)
+completed   the poll endpoint's body for the task (:func:`shared.results.task_body`)
+failed      the poll endpoint's body for the task
+==========  ====================================================================================
+
+Writers are the webhook (``queued``) and the worker (everything else). Each ``XADD`` is bounded
+(``MAXLEN ~``) and refreshes the key's TTL, which is the task status' TTL: the stream lives exactly
+as long as the task can be polled. Writing is best effort: a Redis failure is logged, never raised,
+because the stored result (not the stream) is the authoritative answer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from shared.errors import StoreUnavailable
+from shared.providers.base import Chunk
+from shared.store import TaskStore
+
+log = logging.getLogger(__name__)
+
+STATUS = "status"
+CHUNK = "chunk"
+RESET = "reset"
+COMPLETED = "completed"
+FAILED = "failed"
+FINAL_EVENTS = frozenset({COMPLETED, FAILED})
+
+_ENTRY_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+
+
+def valid_entry_id(value: str) -> bool:
+    """Whether ``value`` is a Redis Stream entry id (``<ms>-<seq>``)."""
+    return bool(_ENTRY_ID.match(value))
+
+
+@dataclass(frozen=True)
+class Event:
+    """One entry of a task's stream."""
+
+    id: str
+    event: str
+    data: dict[str, Any]
+
+    @property
+    def final(self) -> bool:
+        return self.event in FINAL_EVENTS
+
+
+class TaskEvents:
+    """Appends to and reads task streams (shares the :class:`TaskStore`'s client, prefix and TTL)."""
+
+    def __init__(self, store: TaskStore, *, maxlen: int = 2000, enabled: bool = True) -> None:
+        self.store = store
+        self.maxlen = maxlen
+        self.enabled = enabled
+
+    def key(self, message_id: str) -> str:
+        return self.store.key("task:stream", message_id)
+
+    # --- writing --------------------------------------------------------------------------------
+    def append(self, message_id: str, event: str, data: dict[str, Any]) -> str | None:
+        """Add one event; its entry id, or ``None`` when disabled or Redis failed (logged)."""
+        if not self.enabled:
+            return None
+        key = self.key(message_id)
+        fields = {"event": event, "data": json.dumps(data, ensure_ascii=False, separators=(",", ":"))}
+        pipe = self.store.client.pipeline(transaction=True)
+        pipe.xadd(key, fields, maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
+        pipe.expire(key, self.store.ttl.status)
+        try:
+            entry_id, _ = self.store._run(pipe.execute)
+        except StoreUnavailable as exc:
+            log.warning("could not write a stream event", extra={"message_id": message_id, "error": str(exc)})
+            return None
+        return str(entry_id)
+
+    def status(self, message_id: str, status: str, **extra: Any) -> None:
+        self.append(message_id, STATUS, {"status": status, **extra})
+
+    def finish(self, message_id: str, status: str, body: dict[str, Any]) -> None:
+        """The final ``completed``/``failed`` event, carrying the poll body."""
+        self.append(message_id, COMPLETED if status == COMPLETED else FAILED, body)
+
+    def turn(self, message_id: str) -> TurnWriter:
+        """Start (or restart, on redelivery) the agent turn of a task: ``status: processing``.
+
+        When a previous delivery left chunks behind (it failed transiently mid-stream), a ``reset``
+        is written first so that clients drop them.
+        """
+        writer = TurnWriter(self, message_id)
+        if self.enabled and self._has_dangling_chunks(message_id):
+            self.append(message_id, RESET, {"reason": "redelivered"})
+        self.status(message_id, "processing")
+        return writer
+
+    def _has_dangling_chunks(self, message_id: str) -> bool:
+        """Whether the newest chunk/reset event of the stream is a chunk (status events skipped)."""
+        try:
+            entries: Any = self.store._run(
+                lambda: self.store.client.xrevrange(self.key(message_id), count=50)
+            )
+        except StoreUnavailable:
+            return False
+        for _, fields in entries or []:
+            kind = fields.get("event")
+            if kind == CHUNK:
+                return True
+            if kind in (RESET, *FINAL_EVENTS):
+                return False
+        return False
+
+    # --- reading --------------------------------------------------------------------------------
+    def read(
+        self, message_id: str, after: str, *, block_ms: int | None = None, count: int = 200
+    ) -> list[Event]:
+        """Events after entry id ``after`` (``"0-0"``: from the start), waiting up to ``block_ms``."""
+        key = self.key(message_id)
+        reply: Any = self.store._run(
+            lambda: self.store.client.xread({key: after}, count=count, block=block_ms or None)
+        )
+        events: list[Event] = []
+        for _, entries in reply or []:
+            for entry_id, fields in entries:
+                events.append(_event(str(entry_id), fields))
+        return events
+
+    def all(self, message_id: str) -> list[Event]:
+        entries: Any = self.store._run(lambda: self.store.client.xrange(self.key(message_id)))
+        return [_event(str(entry_id), fields) for entry_id, fields in entries or []]
+
+
+def _event(entry_id: str, fields: Any) -> Event:
+    try:
+        data = json.loads(fields.get("data") or "{}")
+    except ValueError:
+        data = {}
+    return Event(entry_id, str(fields.get("event") or ""), data if isinstance(data, dict) else {})
+
+
+class TurnWriter:
+    """The chunk sink the worker hands to the provider for one turn."""
+
+    def __init__(self, events: TaskEvents, message_id: str) -> None:
+        self.events = events
+        self.message_id = message_id
+
+    def __call__(self, chunk: Chunk) -> None:
+        if chunk.kind == "reset":
+            self.events.append(self.message_id, RESET, {"reason": "retry"})
+        elif chunk.text:
+            self.events.append(self.message_id, CHUNK, {"type": chunk.kind, "text": chunk.text})
+
+    def status(self, status: str, **extra: Any) -> None:
+        self.events.status(self.message_id, status, **extra)
