@@ -4,6 +4,9 @@ policy of each route: the role it requires and its rate-limit group (see docs/se
 The worker's routes are not covered by API tokens: in GCP the worker only accepts calls authorised by
 IAM (the bridge's or Pub/Sub's OIDC identity token, checked by Cloud Run before the code runs);
 locally the worker is open on the loopback stack.
+
+Each factory imports the handler modules of its own function only: a cold start of the webhook must
+not pay for the worker's pipeline (Markdown parser, agent clients) or the poll's streaming code.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from dataclasses import replace
 
 import flask
 
-from shared import demo, health, intake, metrics, polling, sse, worker
+from shared import health
 from shared.auth import Role
 from shared.http import Policy, Router
 from shared.runtime import Runtime, get_runtime
@@ -27,6 +30,8 @@ DOCS = Policy(group="docs")
 
 
 def webhook_router(runtime: Callable[[], Runtime] = get_runtime) -> Router:
+    from shared import intake
+
     router = Router(context=runtime)
     router.add(
         "POST",
@@ -45,6 +50,8 @@ def webhook_router(runtime: Callable[[], Runtime] = get_runtime) -> Router:
 
 
 def worker_router(runtime: Callable[[], Runtime] = get_runtime) -> Router:
+    from shared import worker
+
     router = Router(context=runtime)
     # Pub/Sub push subscriptions and the bridge POST to the function's root URL.
     router.add("POST", "/", lambda r: worker.handle_push(r, runtime()))
@@ -54,6 +61,8 @@ def worker_router(runtime: Callable[[], Runtime] = get_runtime) -> Router:
 
 
 def poll_router(runtime: Callable[[], Runtime] = get_runtime) -> Router:
+    from shared import demo, polling, sse
+
     router = Router(context=runtime)
     router.add("GET", "/api/v1/message/response", lambda r: polling.get_response(r, runtime()), READ)
     router.add("GET", "/api/v1/message/stream", lambda r: sse.stream_task(r, runtime()), READ)
@@ -79,6 +88,8 @@ def _probes(router: Router, runtime: Callable[[], Runtime]) -> None:
 
 
 def _metrics(_request: flask.Request, runtime: Runtime) -> flask.Response:
+    from shared import metrics
+
     body, content_type = metrics.render(health.queue_depth_collector(runtime))
     return flask.Response(body, content_type=content_type)
 
