@@ -27,6 +27,10 @@ PROCESSING_SECONDS = Histogram(
     "Time from acceptance to final state",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 1800),
 )
+ORDER_SKIPS = Counter(
+    "eai_gateway_order_skips_total", "Messages skipped because they did not arrive in their turn"
+)
+DEAD_LETTERS = Counter("eai_gateway_dead_letters_total", "Dead-lettered messages ended failed", ["reason"])
 BRIDGE_DELIVERIES = Counter(
     "eai_gateway_bridge_deliveries_total", "Worker deliveries made by the bridge", ["decision"]
 )

@@ -52,7 +52,11 @@ def _openai(settings: Settings) -> AgentProvider:
 def _mock(settings: Settings) -> AgentProvider:
     from shared.providers.mock import MockProvider
 
-    return MockProvider(latency_ms=settings.mock_agent_latency_ms)
+    return MockProvider(
+        latency_ms=settings.mock_agent_latency_ms,
+        failure_rate=settings.mock_agent_failure_rate,
+        call_log=settings.mock_agent_call_log or None,
+    )
 
 
 BACKENDS: dict[str, Callable[[Settings], AgentProvider]] = {

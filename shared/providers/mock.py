@@ -2,11 +2,15 @@
 
 Texts starting with ``FAIL_TRANSIENT`` raise :class:`AgentUnavailable` and texts starting with
 ``FAIL_PERMANENT`` raise :class:`AgentRejected`, so the worker's failure paths can be exercised
-through the whole stack without a real agent.
+through the whole stack without a real agent. ``failure_rate`` adds random transient failures and
+``call_log`` appends one line per call (``<unix time>\t<message id>``), so that fault-injection tests
+can count agent calls per message across processes.
 """
 
 from __future__ import annotations
 
+import os
+import random
 import time
 from typing import Any
 
@@ -22,19 +26,41 @@ class MockProvider:
 
     name = "mock"
 
-    def __init__(self, latency_ms: float = 0, reply_template: str = "Você disse: {text}") -> None:
+    def __init__(
+        self,
+        latency_ms: float = 0,
+        reply_template: str = "Você disse: {text}",
+        *,
+        failure_rate: float = 0.0,
+        call_log: str | None = None,
+    ) -> None:
         if latency_ms < 0:
             raise ValueError(f"latency_ms must be >= 0, got {latency_ms}")
+        if not 0 <= failure_rate <= 1:
+            raise ValueError(f"failure_rate must be between 0 and 1, got {failure_rate}")
         self.latency_ms = latency_ms
         self.reply_template = reply_template
+        self.failure_rate = failure_rate
+        self.call_log = call_log
+
+    def _record(self, message_id: str) -> None:
+        if self.call_log:
+            # One write of one short line with O_APPEND: atomic between processes.
+            line = f"{time.time():.6f}\t{message_id}\n".encode()
+            fd = os.open(self.call_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
 
     def _sleep(self) -> None:
         if self.latency_ms:
             time.sleep(self.latency_ms / 1000)
 
     def send(self, request: AgentRequest) -> AgentReply:
+        self._record(request.message_id)
         self._sleep()
-        if request.text.startswith(FAIL_TRANSIENT):
+        if request.text.startswith(FAIL_TRANSIENT) or random.random() < self.failure_rate:
             raise AgentUnavailable("mock: simulated transient failure")
         if request.text.startswith(FAIL_PERMANENT):
             raise AgentRejected("mock: simulated permanent failure")
