@@ -38,6 +38,7 @@ from shared.errors import GatewayError, InvalidMessage
 from shared.models import PushEnvelope, QueueMessage, TaskStatus
 from shared.observability import DEAD_LETTERS
 from shared.queue import (
+    CONNECTION_ERRORS,
     RETRY_COUNT_HEADER,
     MemoryBroker,
     MemoryMessage,
@@ -317,7 +318,7 @@ class RabbitConsumer:
             try:
                 self._consume_until_stopped()
                 failures = 0
-            except (pika.exceptions.AMQPError, OSError) as exc:
+            except CONNECTION_ERRORS as exc:
                 failures += 1
                 delay = min(2 ** (failures - 1), self.reconnect_max_delay_s)
                 log.warning(

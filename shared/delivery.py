@@ -322,11 +322,11 @@ class DeliveryGuard:
             return "ok", admission, None
         if verdict == "passed":
             return "passed", None, None
-        head = Pending.parse(int(detail), entry) if detail else None
-        if verdict == "skipped":
-            return "skipped", None, head or Pending(int(detail), "", "", "", 0)
         if verdict == "busy":
             raise BusyError("another delivery of this user's messages is running", retry_after=1)
+        head = Pending.parse(int(detail), entry)
+        if verdict == "skipped":
+            return "skipped", None, head or Pending(int(detail), "", "", "", 0)
         # wait: the head may already be final (its worker died between finishing and settling)
         return "wait", None, head
 
