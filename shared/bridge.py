@@ -8,7 +8,8 @@ hands each message to the worker as a Pub/Sub push envelope. The worker's status
 429         not now (e.g. the user's previous message still runs): retry soon, attempt not counted
 other 4xx   the worker cannot ever take it (malformed): dead-letter, task ``failed``
 5xx, error  transient: retry with exponential back-off through a delay queue; after the last
-            attempt dead-letter to ``user_messages_dlq`` and end the task ``failed``
+            attempt dead-letter to ``user_messages_dlq`` and end the task ``failed``. Attempts are
+            not counted while the worker cannot be connected to or Redis is down (a pause).
 ==========  =========================================================================
 
 Run it with ``python -m shared.bridge``.
@@ -162,6 +163,10 @@ class Bridge:
         )
         try:
             status = self.sink.deliver(envelope)
+        except httpx.ConnectError as exc:
+            # The worker never got the message (restarting, scaling up): not an attempt of it.
+            log.warning("worker unreachable; retrying soon", extra={"error": exc.__class__.__name__})
+            return Decision(Action.RETRY, delay_s=self.policy.busy_delay_s, retry_count=retry_count)
         except httpx.HTTPError as exc:
             return self._failed(body, retry_count, f"worker unreachable: {exc.__class__.__name__}")
         if 200 <= status < 300:

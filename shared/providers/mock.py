@@ -3,8 +3,9 @@
 Texts starting with ``FAIL_TRANSIENT`` raise :class:`AgentUnavailable` and texts starting with
 ``FAIL_PERMANENT`` raise :class:`AgentRejected`, so the worker's failure paths can be exercised
 through the whole stack without a real agent. ``failure_rate`` adds random transient failures and
-``call_log`` appends one line per call (``<unix time>\t<message id>``), so that fault-injection tests
-can count agent calls per message across processes.
+``call_log`` appends a line when a call starts (``start\t<unix time>\t<message id>``) and one when it
+ends (``end\t<unix time>\t<message id>\t<ok|transient|permanent>``), so that fault-injection tests can
+count agent calls per message, across processes and crashes.
 """
 
 from __future__ import annotations
@@ -43,10 +44,10 @@ class MockProvider:
         self.failure_rate = failure_rate
         self.call_log = call_log
 
-    def _record(self, message_id: str) -> None:
+    def _record(self, *fields: str) -> None:
         if self.call_log:
             # One write of one short line with O_APPEND: atomic between processes.
-            line = f"{time.time():.6f}\t{message_id}\n".encode()
+            line = "\t".join((fields[0], f"{time.time():.6f}", *fields[1:])).encode() + b"\n"
             fd = os.open(self.call_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
                 os.write(fd, line)
@@ -58,12 +59,15 @@ class MockProvider:
             time.sleep(self.latency_ms / 1000)
 
     def send(self, request: AgentRequest) -> AgentReply:
-        self._record(request.message_id)
+        self._record("start", request.message_id)
         self._sleep()
         if request.text.startswith(FAIL_TRANSIENT) or random.random() < self.failure_rate:
+            self._record("end", request.message_id, "transient")
             raise AgentUnavailable("mock: simulated transient failure")
         if request.text.startswith(FAIL_PERMANENT):
+            self._record("end", request.message_id, "permanent")
             raise AgentRejected("mock: simulated permanent failure")
+        self._record("end", request.message_id, "ok")
         reply = self.reply_template.format(text=request.text)
         input_tokens = len(request.text.split())
         output_tokens = len(reply.split())
