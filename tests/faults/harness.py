@@ -130,6 +130,9 @@ def ensure_rabbitmq() -> None:
         if listed.returncode == 0 and "/" in listed.stdout.split():
             return
         subprocess.run(["rabbitmqctl", "-q", "stop_app"], check=False, capture_output=True)
+    subprocess.run(
+        ["rabbitmqctl", "-q", "start_app"], check=False, capture_output=True
+    )  # never leave it stopped
     raise AssertionError("RabbitMQ did not come back with its vhost")
 
 

@@ -347,12 +347,13 @@ def analyse(
             if finals.get(a.message_id, Final("", None, 0)).status == "completed"
             and successes.get(a.message_id)
         ]
-        for (_first, first_end), (second, second_end) in itertools.pairwise(done):
+        for (first, first_end), (second, second_end) in itertools.pairwise(done):
             if first_end <= second_end:
                 continue
             # Order state lives in Redis: messages accepted before the wipe and answered after it
             # are processed unordered (their epoch is gone); reported, not asserted.
-            if second.at < wipe[1] and second_end > wipe[0]:
+            # Either message may be the one that lost its epoch.
+            if any(m.at < wipe[1] and end > wipe[0] for m, end in ((first, first_end), (second, second_end))):
                 across_wipe += 1
             else:
                 reordered += 1
