@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 TOOLS ?= .tools
 
-.PHONY: run dev check-config test lint typecheck unit integration openapi bridge package iac-check bench bench-smoke bench-profile loadtest clean
+.PHONY: run dev check-config test test-faults lint typecheck unit integration openapi bridge package iac-check bench bench-smoke bench-profile loadtest clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ check-config: $(VENV)/.runtime ## validate every setting and reach each configur
 
 test: $(VENV)/.dev $(VENV)/.bench $(TOOLS)/checkov/.installed lint typecheck ## lint, types, every test (Redis + RabbitMQ on 127.0.0.1)
 	$(PY) -m pytest -q
+
+test-faults: $(VENV)/.dev ## fault injection: restarts Redis/RabbitMQ, kills bridge and worker; writes docs/faults.md
+	$(PY) -m pytest -q -s -m faults -o addopts="" --timeout=600 tests/faults
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .

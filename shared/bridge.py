@@ -8,7 +8,8 @@ hands each message to the worker as a Pub/Sub push envelope. The worker's status
 429         not now (e.g. the user's previous message still runs): retry soon, attempt not counted
 other 4xx   the worker cannot ever take it (malformed): dead-letter, task ``failed``
 5xx, error  transient: retry with exponential back-off through a delay queue; after the last
-            attempt dead-letter to ``user_messages_dlq`` and end the task ``failed``
+            attempt dead-letter to ``user_messages_dlq`` and end the task ``failed``. Attempts are
+            not counted while the worker cannot be connected to or Redis is down (a pause).
 ==========  =========================================================================
 
 Run it with ``python -m shared.bridge``.
@@ -17,6 +18,7 @@ Run it with ``python -m shared.bridge``.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 import threading
@@ -33,9 +35,12 @@ import pika
 import pika.exceptions
 
 from shared import tracing
+from shared.delivery import DeliveryGuard, Position
 from shared.errors import GatewayError, InvalidMessage
-from shared.models import PushEnvelope, QueueMessage
+from shared.metrics import DEAD_LETTERS
+from shared.models import PushEnvelope, QueueMessage, TaskStatus
 from shared.queue import (
+    CONNECTION_ERRORS,
     RETRY_COUNT_HEADER,
     MemoryBroker,
     MemoryMessage,
@@ -105,6 +110,7 @@ class Action(Enum):
     ACK = "ack"
     RETRY = "retry"
     DEAD_LETTER = "dead_letter"
+    REQUEUE = "requeue"  # hand back to the same queue (dead letters that could not be recorded yet)
 
 
 @dataclass(frozen=True)
@@ -130,11 +136,22 @@ class RetryPolicy:
 class Bridge:
     """Broker-independent core: one message in, one decision out."""
 
-    def __init__(self, sink: Sink, store: TaskStore, policy: RetryPolicy, *, subscription: str) -> None:
+    def __init__(
+        self,
+        sink: Sink,
+        store: TaskStore,
+        policy: RetryPolicy,
+        *,
+        subscription: str,
+        guard: DeliveryGuard | None = None,
+        dependency_wait_s: float = 30.0,
+    ) -> None:
         self.sink = sink
         self.store = store
         self.policy = policy
         self.subscription = subscription
+        self.guard = guard
+        self.dependency_wait_s = dependency_wait_s
 
     def handle(
         self, body: bytes, *, retry_count: int, broker_message_id: str, headers: dict[str, Any] | None = None
@@ -159,6 +176,10 @@ class Bridge:
         )
         try:
             status = self.sink.deliver(envelope)
+        except httpx.ConnectError as exc:
+            # The worker never got the message (restarting, scaling up): not an attempt of it.
+            log.warning("worker unreachable; retrying soon", extra={"error": exc.__class__.__name__})
+            return Decision(Action.RETRY, delay_s=self.policy.busy_delay_s, retry_count=retry_count)
         except httpx.HTTPError as exc:
             return self._failed(body, retry_count, f"worker unreachable: {exc.__class__.__name__}")
         if 200 <= status < 300:
@@ -170,6 +191,9 @@ class Bridge:
         return self._failed(body, retry_count, f"worker answered HTTP {status}")
 
     def _failed(self, body: bytes, retry_count: int, reason: str) -> Decision:
+        if not self._store_available():
+            # Redis is down, not the message: hold it (pausing this slot) and retry without counting.
+            return self._paused(retry_count, reason)
         failures = retry_count + 1
         if failures >= self.policy.max_attempts:
             return self._give_up(body, retry_count, f"gave up after {failures} attempts; last: {reason}")
@@ -179,17 +203,85 @@ class Bridge:
 
     def _give_up(self, body: bytes, retry_count: int, reason: str) -> Decision:
         try:
-            message_id = QueueMessage.from_body(body).id
+            message = QueueMessage.from_body(body)
         except InvalidMessage:
             log.error("dead-lettering an undecodable message", extra={"reason": reason})
             return Decision(Action.DEAD_LETTER, reason=reason)
         try:
-            self.store.mark_failed(message_id, error=reason, error_code="DELIVERY_FAILED")
+            self.store.mark_failed(message.id, error=reason, error_code="DELIVERY_FAILED")
+            self._settle(message)
         except GatewayError:
-            # The task could not be closed: keep the message alive rather than lose track of it.
-            return Decision(Action.RETRY, delay_s=self.policy.max_delay_s, retry_count=retry_count)
-        log.error("dead-lettering message", extra={"message_id": message_id, "reason": reason})
+            # The task could not be closed: keep the message rather than lose track of it.
+            self._store_available()
+            return self._paused(retry_count, reason)
+        log.error("dead-lettering message", extra={"message_id": message.id, "reason": reason})
         return Decision(Action.DEAD_LETTER, reason=reason)
+
+    def _paused(self, retry_count: int, reason: str) -> Decision:
+        log.warning("Redis unavailable; delivery put back, attempt not counted", extra={"reason": reason})
+        delay = self.policy.busy_delay_s
+        return Decision(Action.RETRY, delay_s=delay, retry_count=retry_count, reason=reason)
+
+    def _store_available(self) -> bool:
+        """Ping Redis until it answers, for at most ``dependency_wait_s``; False if it never did."""
+        deadline = time.monotonic() + self.dependency_wait_s
+        while True:
+            try:
+                self.store.ping()
+                return True
+            except GatewayError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(min(1.0, self.dependency_wait_s))
+
+    def _settle(self, message: QueueMessage) -> None:
+        if self.guard is not None:
+            self.guard.settle(message.user_number, Position.of(message))
+
+    def handle_dead_letter(self, body: bytes, headers: dict[str, Any] | None) -> Decision:
+        """Record a dead letter (ack it), or hand it back once Redis has had time to come back."""
+        try:
+            self.dead_letter(body, headers)
+        except GatewayError as exc:
+            log.warning("could not record a dead letter; handing it back", extra={"error": str(exc)})
+            self._store_available()
+            return Decision(Action.REQUEUE, reason=str(exc))
+        return Decision(Action.ACK)
+
+    def dead_letter(self, body: bytes, headers: dict[str, Any] | None) -> None:
+        """End a dead-lettered message's task ``failed`` and free its user's order; then it may be acked.
+
+        Raises :class:`StoreUnavailable` when Redis cannot record it (the caller hands it back).
+        A task the bridge already closed (``DELIVERY_FAILED``) or completed keeps its state.
+        """
+        reason = _death_reason(headers)
+        code = "EXPIRED_IN_QUEUE" if reason == "expired" else "DEAD_LETTERED"
+        try:
+            message = QueueMessage.from_body(body)
+        except InvalidMessage:
+            DEAD_LETTERS.labels("undecodable").inc()
+            log.error("acknowledging an undecodable dead letter", extra={"death_reason": reason})
+            return
+        task = self.store.read_task(message.id)
+        if task is None or task.status == TaskStatus.PROCESSING:
+            text = (
+                "the message waited in the queue longer than its time to live"
+                if reason == "expired"
+                else f"the message was dead-lettered ({reason or 'unknown reason'})"
+            )
+            self.store.mark_failed(message.id, error=text, error_code=code)
+        self._settle(message)
+        DEAD_LETTERS.labels(reason or "unknown").inc()
+        log.warning("dead letter recorded", extra={"message_id": message.id, "death_reason": reason})
+
+
+def _death_reason(headers: dict[str, Any] | None) -> str:
+    """The ``reason`` of the newest ``x-death`` entry (``expired``, ``rejected``, ``maxlen``...)."""
+    deaths = (headers or {}).get("x-death")
+    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
+        reason = deaths[0].get("reason", "")
+        return reason.decode() if isinstance(reason, bytes) else str(reason)
+    return ""
 
 
 def retry_count_of(headers: dict[str, Any] | None) -> int:
@@ -201,8 +293,13 @@ class RabbitConsumer:
     """Consume with pika; run deliveries on a thread pool; settle them on the connection thread.
 
     Survives broker restarts: every (re)connect re-declares the topology and re-registers the
-    consumer, with capped exponential back-off between attempts (the Go worker once reconnected
-    without re-subscribing and stopped draining the queue).
+    consumers, with capped exponential back-off between attempts (the Go worker once reconnected
+    without re-subscribing and stopped draining the queue). Also consumes the dead-letter queue, so
+    that every dead-lettered message ends its task ``failed`` (:meth:`Bridge.dead_letter`).
+
+    :meth:`stop` (SIGTERM) is graceful: cancel the consumers (no new work), hand back deliveries not
+    started yet, let running ones finish for at most ``shutdown_grace_s``; whatever is unfinished then
+    stays unacked and the broker redelivers it when the connection closes.
     """
 
     def __init__(
@@ -226,6 +323,7 @@ class RabbitConsumer:
         self._pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="bridge")
         self._stop = threading.Event()
         self._in_flight = 0
+        self._futures: set[Future[Decision]] = set()
         self._retry_queues: set[str] = set()
         self.connections_opened = 0
 
@@ -238,7 +336,7 @@ class RabbitConsumer:
             try:
                 self._consume_until_stopped()
                 failures = 0
-            except (pika.exceptions.AMQPError, OSError) as exc:
+            except CONNECTION_ERRORS as exc:
                 failures += 1
                 delay = min(2 ** (failures - 1), self.reconnect_max_delay_s)
                 log.warning(
@@ -259,39 +357,64 @@ class RabbitConsumer:
             channel.confirm_delivery()
             channel.basic_qos(prefetch_count=self.max_parallel)
             declare_topology(channel, self.topology)
-            tag = channel.basic_consume(
-                self.topology.queue,
-                on_message_callback=lambda ch, method, props, body: self._dispatch(
-                    connection, ch, method, props, body
-                ),
-            )
+            bridge = self.bridge
+
+            def work(ch: Any, method: Any, props: Any, body: bytes) -> None:
+                retry_count = retry_count_of(props.headers)
+                job = lambda: bridge.handle(  # noqa: E731
+                    body,
+                    retry_count=retry_count,
+                    broker_message_id=props.message_id or "",
+                    headers=props.headers,
+                )
+                self._dispatch(connection, ch, method, props, body, job)
+
+            def dead(ch: Any, method: Any, props: Any, body: bytes) -> None:
+                job = lambda: bridge.handle_dead_letter(body, props.headers)  # noqa: E731
+                self._dispatch(connection, ch, method, props, body, job)
+
+            tags = [
+                channel.basic_consume(self.topology.queue, on_message_callback=work),
+                channel.basic_consume(self.topology.dlq, on_message_callback=dead),
+            ]
             log.info("bridge consuming", extra={"queue": self.topology.queue, "prefetch": self.max_parallel})
             while not self._stop.is_set():
                 connection.process_data_events(time_limit=0.5)
-            channel.basic_cancel(tag)
+            for tag in tags:
+                channel.basic_cancel(tag)
             self._drain(connection)
         finally:
             if connection.is_open:
                 connection.close()
 
     def _drain(self, connection: pika.BlockingConnection) -> None:
-        """Let in-flight deliveries finish (bounded); unfinished ones stay unacked and are redelivered."""
+        """Hand back what has not started; let running deliveries finish, for a bounded time."""
+        for future in list(self._futures):
+            future.cancel()  # only succeeds for deliveries still waiting for a thread
         deadline = time.monotonic() + self.shutdown_grace_s
         while self._in_flight and time.monotonic() < deadline:
             connection.process_data_events(time_limit=0.2)
+        if self._in_flight:
+            log.warning(
+                "shutdown grace over; unfinished deliveries stay unacked",
+                extra={"in_flight": self._in_flight},
+            )
 
-    def _dispatch(self, connection: Any, channel: Any, method: Any, properties: Any, body: bytes) -> None:
+    def _dispatch(
+        self,
+        connection: Any,
+        channel: Any,
+        method: Any,
+        properties: Any,
+        body: bytes,
+        job: Callable[[], Decision],
+    ) -> None:
         self._in_flight += 1
-        retry_count = retry_count_of(properties.headers)
-        future = self._pool.submit(
-            self.bridge.handle,
-            body,
-            retry_count=retry_count,
-            broker_message_id=properties.message_id or "",
-            headers=properties.headers,
-        )
+        future = self._pool.submit(job)
+        self._futures.add(future)
 
         def settle_later(done: Future[Decision]) -> None:
+            self._futures.discard(done)
             settle = self._settler(channel, method.delivery_tag, properties, body, done)
             try:
                 connection.add_callback_threadsafe(settle)
@@ -306,6 +429,9 @@ class RabbitConsumer:
         def settle() -> None:
             self._in_flight -= 1
             if not channel.is_open:
+                return
+            if done.cancelled():  # never started (shutdown): hand it back untouched
+                channel.basic_nack(tag, requeue=True)
                 return
             exception = done.exception()
             decision = (
@@ -324,6 +450,8 @@ class RabbitConsumer:
             channel.basic_ack(tag)
         elif decision.action is Action.DEAD_LETTER:
             channel.basic_reject(tag, requeue=False)
+        elif decision.action is Action.REQUEUE:
+            channel.basic_nack(tag, requeue=True)
         else:
             self._republish_delayed(channel, properties, body, decision)
             channel.basic_ack(tag)
@@ -387,11 +515,18 @@ class MemoryConsumer:
                 self.broker.schedule(message, delay=decision.delay_s)
             elif decision.action is Action.DEAD_LETTER:
                 self.broker.dead_letter(message)
+                self._record_dead_letter(message)
         except Exception:
             log.exception("bridge failed handling a message; retrying it")
             self.broker.schedule(message, delay=self.bridge.policy.busy_delay_s)
         finally:
             self._slots.release()
+
+    def _record_dead_letter(self, message: MemoryMessage) -> None:
+        """What the RabbitMQ dead-letter consumer does, at once (the embedded queue has no consumer)."""
+        headers = {**message.headers, "x-death": [{"reason": "rejected"}]}
+        if self.bridge.handle_dead_letter(message.body, headers).action is not Action.ACK:
+            log.error("dead letter not recorded", extra={"broker_message_id": message.message_id})
 
 
 def main() -> None:
@@ -410,6 +545,11 @@ def main() -> None:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     consumer.run()
+    log.info("bridge stopped")
+    logging.shutdown()
+    # Deliveries still running after the grace period are unacked (the broker redelivers them);
+    # do not wait for their HTTP calls at interpreter exit.
+    os._exit(0)
 
 
 if __name__ == "__main__":

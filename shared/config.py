@@ -150,7 +150,40 @@ class Settings(BaseSettings):
     bridge_retry_max_delay: Seconds = Field(300, gt=0, validation_alias=_env("BRIDGE_RETRY_MAX_DELAY"))
     bridge_busy_delay: Seconds = Field(1.0, gt=0, validation_alias=_env("BRIDGE_BUSY_DELAY"))
     bridge_reconnect_max_delay: Seconds = Field(30, gt=0, validation_alias=_env("BRIDGE_RECONNECT_MAX_DELAY"))
+    bridge_shutdown_grace: Seconds = Field(
+        30,
+        ge=0,
+        validation_alias=_env("BRIDGE_SHUTDOWN_GRACE"),
+        description="On SIGTERM: how long in-flight deliveries may finish before they are handed back",
+    )
+    bridge_dependency_wait: Seconds = Field(
+        30,
+        gt=0,
+        validation_alias=_env("BRIDGE_DEPENDENCY_WAIT"),
+        description="How long a delivery waits for Redis to come back before it is put back unattempted",
+    )
     pubsub_topic: str = Field("", validation_alias=_env("PUBSUB_TOPIC"))
+
+    # --- Delivery guarantees (shared.delivery) ---------------------------------------------
+    delivery_lease: Seconds = Field(
+        60,
+        gt=0,
+        validation_alias=_env("DELIVERY_LEASE"),
+        description="Expiry of a user's processing lease (renewed every third of it while running)",
+    )
+    order_skip_after: Seconds = Field(
+        600,
+        gt=0,
+        validation_alias=_env("ORDER_SKIP_AFTER"),
+        description="How long later messages wait for a user's missing message before skipping it",
+    )
+    debounce_seconds: Seconds = Field(
+        0,
+        ge=0,
+        le=60,
+        validation_alias=_env("DEBOUNCE_SECONDS"),
+        description="Answer a user's messages accepted within this many seconds as one turn (0: off)",
+    )
 
     # --- Agents -----------------------------------------------------------------------------
     agent_provider: str = Field(
@@ -193,6 +226,8 @@ class Settings(BaseSettings):
     openai_model: str = Field("gpt-4o-mini", validation_alias=_env("OPENAI_MODEL"))
     openai_system_prompt: str = Field("", validation_alias=_env("OPENAI_SYSTEM_PROMPT"))
     mock_agent_latency_ms: float = Field(0, ge=0, validation_alias=_env("MOCK_AGENT_LATENCY_MS"))
+    mock_agent_failure_rate: float = Field(0, ge=0, le=1, validation_alias=_env("MOCK_AGENT_FAILURE_RATE"))
+    mock_agent_call_log: str = Field("", validation_alias=_env("MOCK_AGENT_CALL_LOG"))
     mock_agent_chunk_delay_ms: float = Field(0, ge=0, validation_alias=_env("MOCK_AGENT_CHUNK_DELAY_MS"))
 
     # --- Streaming (docs/streaming.md) --------------------------------------------------------

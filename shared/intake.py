@@ -14,6 +14,7 @@ import flask
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared import metrics, tracing
+from shared.delivery import ORDER_EPOCH, ORDER_SEQ, Position
 from shared.errors import GatewayError, QueueUnavailable, StoreUnavailable, TransientError
 from shared.http import (
     current_identity,
@@ -132,6 +133,16 @@ def _queue(runtime: Runtime, incoming: WebhookRequest, message_id: str) -> flask
         raise _Refused(json_response(number_limit.body(), 429, number_limit.headers()))
     message_type = incoming.resolved_type()
     provider = incoming.provider or settings.agent_provider
+    average_ms = runtime.store.accept(
+        message_id,
+        user_number=incoming.user_number,
+        provider=provider,
+        callback_url=incoming.callback_url,
+        summary={"message_type": message_type.value, "thread_id": incoming.user_number},
+    )
+    # The user's next sequence, taken just before publishing so that a failure before this point
+    # leaves no gap; a refused publish settles it so that later messages do not wait for it.
+    position = runtime.guard.assign(incoming.user_number)
     queue_message = QueueMessage(
         id=message_id,
         user_number=incoming.user_number,
@@ -144,15 +155,10 @@ def _queue(runtime: Runtime, incoming: WebhookRequest, message_id: str) -> flask
             "request_id": request_id(),
             "source": "webhook",
             "message_type": message_type.value,
+            ORDER_EPOCH: position.epoch,
+            ORDER_SEQ: position.seq,
         },
         reasoning_engine_id=incoming.reasoning_engine_id,
-    )
-    average_ms = runtime.store.accept(
-        message_id,
-        user_number=incoming.user_number,
-        provider=provider,
-        callback_url=incoming.callback_url,
-        summary={"message_type": message_type.value, "thread_id": incoming.user_number},
     )
     runtime.events.status(message_id, "queued")
     try:
@@ -173,8 +179,10 @@ def _queue(runtime: Runtime, incoming: WebhookRequest, message_id: str) -> flask
                 runtime.publisher.publish(queue_message.to_body())
     except QueueUnavailable as exc:
         metrics.observe_message(message_type.value, "refused", error_code=exc.error_code)
+        _settle_unqueued(runtime, incoming.user_number, position)
         raise _Refused(_queue_refused(runtime, message_id, exc)) from None
     metrics.observe_message(message_type.value, "accepted")
+    runtime.guard.remember(queue_message, position)
     log.info("message accepted", extra={"message_id": message_id, "user_number": incoming.user_number})
     accepted = WebhookAccepted(
         message_id=message_id,
@@ -272,6 +280,14 @@ def _estimate_seconds(average_ms: float | None) -> int:
     if average_ms is None:
         return DEFAULT_WAIT_SECONDS
     return max(1, math.ceil(average_ms / 1000))
+
+
+def _settle_unqueued(runtime: Runtime, user_number: str, position: Position) -> None:
+    try:
+        runtime.guard.settle(user_number, position)
+    except StoreUnavailable:
+        # Later messages of the user wait for this sequence until ORDER_SKIP_AFTER, then skip it.
+        log.warning("could not settle the sequence of an unqueued message", extra={"sequence": position.seq})
 
 
 def _queue_refused(runtime: Runtime, message_id: str, exc: QueueUnavailable) -> flask.Response:

@@ -76,6 +76,10 @@ WORKER_CAPACITY = Gauge(
     "Messages the bridge delivers at once (MAX_PARALLEL); utilisation = in-flight / capacity",
     multiprocess_mode="livemax",
 )
+ORDER_SKIPS = Counter(
+    "message_order_skips_total", "Messages skipped because they did not arrive in their turn"
+)
+DEAD_LETTERS = Counter("message_dead_letters_total", "Dead-lettered messages ended failed", ["reason"])
 QUEUE_DEPTH = "message_queue_depth"
 
 

@@ -6,6 +6,10 @@ The worker function runs :meth:`Pipeline.run` once per delivery. Permanent failu
 ``failed`` here and return normally (the delivery is done); transient ones leave the task
 ``processing`` and propagate, so that the transport retries the delivery. A delivery of a task that
 already reached a final state does no work again: it only completes a callback still owed.
+
+With a :class:`~shared.delivery.DeliveryGuard` the work runs under the user's lease and in the
+order the webhook accepted the user's messages; "not now" is a :class:`BusyError` (HTTP 429). With
+burst debounce on, the user's messages accepted within the window are answered by one agent turn.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ from typing import Any, Protocol
 
 from shared import metrics, tracing
 from shared.callbacks import CallbackSender, result_payload
-from shared.errors import DownloadError, PermanentError, TranscriptionError, TransientError
+from shared.delivery import ORDER_SEQ, Admission, DeliveryGuard, Pending, Position, holding
+from shared.errors import BusyError, DownloadError, PermanentError, TranscriptionError, TransientError
 from shared.formatter import split_for_whatsapp, to_whatsapp
+from shared.metrics import ORDER_SKIPS
 from shared.models import MessageType, QueueMessage, TaskStatus
 from shared.providers.base import AgentProvider, AgentReply, AgentRequest, HistoryMessage, stream_reply
 from shared.results import task_body
@@ -33,6 +39,7 @@ log = logging.getLogger(__name__)
 
 ProviderLookup = Callable[[str], AgentProvider]
 _RETRY_LATER_ERRORS = (DownloadError, TranscriptionError)
+ORDER_SKIPPED = "ORDER_SKIPPED"
 
 
 class VoiceTranscriber(Protocol):
@@ -67,6 +74,8 @@ class Pipeline:
         callbacks: CallbackSender | None = None,
         failure_retry_after: float | None = 30,
         events: TaskEvents | None = None,
+        guard: DeliveryGuard | None = None,
+        debounce_s: float = 0.0,
     ) -> None:
         self.store = store
         self.providers = providers
@@ -74,18 +83,44 @@ class Pipeline:
         self.callbacks = callbacks
         self.failure_retry_after = failure_retry_after
         self.events = events
+        self.guard = guard
+        self.debounce_s = debounce_s
 
     def run(self, message: QueueMessage, *, attempt: int = 1) -> Outcome:
-        """Process ``message``; raise :class:`TransientError` when the delivery should be retried."""
+        """Process ``message``; raise :class:`TransientError` when the delivery should be retried.
+
+        :class:`BusyError` (a transient error) means "not now": the user's lease is held or an
+        earlier message of the user has not finished yet.
+        """
         finished = self._already_final(message)
         if finished is not None:
+            self._settle(message)
             return finished
+        if self.guard is None:
+            return self._process(message, attempt, None)
+        admission = self._admit(message)
+        if admission is None:
+            return self._passed(message)
+        with holding(admission):
+            # Re-check under the lease: a concurrent attempt may have finished just before we took it.
+            finished = self._already_final(message, call_back=False)
+            if finished is not None:
+                self._settle(message)
+                return finished
+            return self._process(message, attempt, admission)
+
+    def _process(self, message: QueueMessage, attempt: int, admission: Admission | None) -> Outcome:
         started = time.monotonic()
         self.store.mark_processing(message.id)
+        members = self._burst(message, admission)
         try:
-            turn = self._take_turn(message)
+            turn = self._take_turn(message, members)
         except PermanentError as exc:
-            self._fail(message, exc, started, attempt)
+            if admission is not None:
+                admission.ensure_held()
+            for member in [message, *members]:
+                self._fail(member, exc, started, attempt)
+            self._settle(message, members)
             return Outcome(TaskStatus.FAILED, exc.error_code)
         except TransientError as exc:
             log.warning(
@@ -95,19 +130,100 @@ class Pipeline:
             self.store.mark_processing(message.id, error=str(exc))
             metrics.observe_message(message.message_type.value, "retried", error_code=exc.error_code)
             raise
-        self._complete(message, turn, started)
+        if admission is not None:
+            admission.ensure_held()  # never store an answer once another attempt may own the message
+        self._complete(message, turn, started, members)
+        self._settle(message, members)
         return Outcome(TaskStatus.COMPLETED)
 
-    def _already_final(self, message: QueueMessage) -> Outcome | None:
+    # --- delivery guarantees (shared.delivery) ---------------------------------------------------
+    def _admit(self, message: QueueMessage) -> Admission | None:
+        """The user's lease, in turn; ``None`` when the order pointer already passed this message."""
+        assert self.guard is not None
+        for _ in range(3):
+            verdict, admission, head = self.guard.admit(message)
+            if admission is not None:
+                return admission
+            if verdict == "passed":
+                return None
+            if verdict == "skipped" and head is not None:
+                self._end_skipped(message.user_number, head)
+                continue
+            if head is not None and head.message_id and self._is_final(head.message_id):
+                # Its worker died between finishing and settling: settle for it and ask again.
+                position = Position.of(message)
+                assert position is not None
+                self.guard.settle(message.user_number, Position(position.epoch, head.seq))
+                continue
+            raise BusyError("an earlier message of this user has not finished yet", retry_after=1)
+        raise BusyError("the order of this user's messages is changing; retry", retry_after=1)
+
+    def _is_final(self, message_id: str) -> bool:
+        return self.store.task_status(message_id) in (TaskStatus.COMPLETED, TaskStatus.FAILED)
+
+    def _end_skipped(self, user_number: str, head: Pending) -> None:
+        ORDER_SKIPS.inc()
+        log.warning(
+            "skipping a message that did not arrive in time; later messages of the user were waiting",
+            extra={"message_id": head.message_id, "sequence": head.seq, "thread_id": user_number},
+        )
+        if head.message_id and not self._is_final(head.message_id):
+            self.store.mark_failed(
+                head.message_id,
+                error="the message did not reach the worker in time; later messages were answered first",
+                error_code=ORDER_SKIPPED,
+            )
+
+    def _passed(self, message: QueueMessage) -> Outcome:
+        """The pointer moved past this message without it: answering now would break the order."""
+        finished = self._already_final(message)
+        if finished is not None:
+            return finished
+        self.store.mark_failed(
+            message.id,
+            error="the message arrived after later messages of the user were answered",
+            error_code=ORDER_SKIPPED,
+        )
+        self._call_back(message, TaskStatus.FAILED)
+        return Outcome(TaskStatus.FAILED, ORDER_SKIPPED)
+
+    def _settle(self, message: QueueMessage, members: list[QueueMessage] | None = None) -> None:
+        if self.guard is None:
+            return
+        for each in [message, *(members or [])]:
+            self.guard.settle(each.user_number, Position.of(each))
+
+    def _burst(self, message: QueueMessage, admission: Admission | None) -> list[QueueMessage]:
+        """With debounce on, the user's next messages accepted within the window (one agent turn)."""
+        position = admission.position if admission is not None else None
+        if self.guard is None or position is None or self.debounce_s <= 0:
+            return []
+        if message.message_type is not MessageType.TEXT:
+            return []
+        members = self.guard.burst(message, position, self.debounce_s)
+        return [
+            message.model_copy(
+                update={
+                    "id": member.message_id,
+                    "message": member.text,
+                    "previous_message": None,
+                    "metadata": {**message.metadata, ORDER_SEQ: member.seq, "message_type": "text"},
+                }
+            )
+            for member in members
+        ]
+
+    def _already_final(self, message: QueueMessage, *, call_back: bool = True) -> Outcome | None:
         task = self.store.read_task(message.id)
         if task is None or task.status not in (TaskStatus.COMPLETED, TaskStatus.FAILED):
             return None
         log.info("redelivered message already final", extra={"message_id": message.id, "status": task.status})
-        self._call_back(message, task.status)
+        if call_back:
+            self._call_back(message, task.status)
         return Outcome(task.status, task.summary.get("error_code"))
 
-    def _take_turn(self, message: QueueMessage) -> _Turn:
-        text, transcript = message.message, None
+    def _take_turn(self, message: QueueMessage, members: list[QueueMessage]) -> _Turn:
+        text, transcript = "\n".join(m.message for m in [message, *members]), None
         stream = self.events.turn(message.id) if self.events is not None else None
         if message.message_type is MessageType.AUDIO:
             if self.voice is None:
@@ -117,7 +233,9 @@ class Pipeline:
             if stream is not None:
                 stream.status("transcribed", transcript=transcript)
         provider = self.providers(message.provider)
-        self.store.touch_thread(message.user_number, new_messages=1 + bool(message.previous_message))
+        self.store.touch_thread(
+            message.user_number, new_messages=1 + len(members) + bool(message.previous_message)
+        )
         if message.previous_message:
             provider.add_history(
                 message.user_number,
@@ -133,7 +251,9 @@ class Pipeline:
         with tracing.span("agent_call", {"agent.provider": provider.name}, kind="client"):
             return _Turn(stream_reply(provider, request, stream), transcript)
 
-    def _complete(self, message: QueueMessage, turn: _Turn, started: float) -> None:
+    def _complete(
+        self, message: QueueMessage, turn: _Turn, started: float, members: list[QueueMessage]
+    ) -> None:
         with tracing.span("response_formatting"):
             data = build_result_data(
                 turn.reply.messages,
@@ -154,6 +274,17 @@ class Pipeline:
             summary["transcript"] = turn.transcript
         if turn.reply.extra.get("fallback_from"):
             summary["fallback_from"] = turn.reply.extra["fallback_from"]
+        if members:
+            # One agent turn answered the burst: every message id gets that answer, naming the others.
+            turn_ids = [m.id for m in [message, *members]]
+            for member in members:
+                member_summary = {**summary, "combined_with": [i for i in turn_ids if i != member.id]}
+                self.store.save_result(
+                    member.id, user_number=message.user_number, data=data, summary=member_summary
+                )
+                self._publish_final(member.id, TaskStatus.COMPLETED)
+                self._call_back(member, TaskStatus.COMPLETED)
+            summary["combined_with"] = turn_ids[1:]
         with tracing.span("result_storage"):
             self.store.save_result(message.id, user_number=message.user_number, data=data, summary=summary)
         self._publish_final(message.id, TaskStatus.COMPLETED)

@@ -22,12 +22,17 @@ from typing import Any, Protocol
 
 import pika
 import pika.exceptions
+from pika.adapters.utils.connection_workflow import AMQPConnectorException
 
 from shared.errors import QueueUnavailable
 
 log = logging.getLogger(__name__)
 
 RETRY_COUNT_HEADER = "x-retry-count"
+
+# What a lost or hung broker raises. A broker that accepts TCP but never answers fails the AMQP
+# handshake with a connector exception that is *not* an AMQPError (it used to escape as a 500).
+CONNECTION_ERRORS: tuple[type[Exception], ...] = (pika.exceptions.AMQPError, OSError, AMQPConnectorException)
 
 
 @dataclass(frozen=True)
@@ -130,7 +135,7 @@ class RabbitPublisher:
                 raise QueueUnavailable("RabbitMQ refused the message (nack)") from None
             except pika.exceptions.UnroutableError:
                 raise QueueUnavailable("RabbitMQ could not route the message to a queue") from None
-            except (pika.exceptions.AMQPError, OSError) as exc:
+            except CONNECTION_ERRORS as exc:
                 self._drop_connection()
                 if attempt == 2:
                     raise QueueUnavailable(f"RabbitMQ unavailable: {exc.__class__.__name__}") from exc

@@ -16,6 +16,7 @@ from shared import audit
 from shared.auth import Authenticator, build_authenticator
 from shared.bridge import Bridge, HttpSink, MemoryConsumer, RabbitConsumer, RetryPolicy, Sink
 from shared.config import Settings, get_settings
+from shared.delivery import DeliveryGuard
 from shared.errors import ConfigError
 from shared.pipeline import Pipeline
 from shared.providers.base import AgentProvider
@@ -43,6 +44,18 @@ class Runtime:
     _agents: dict[str, AgentProvider] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _pipeline: Pipeline | None = None
+    _guard: DeliveryGuard | None = None
+
+    @property
+    def guard(self) -> DeliveryGuard:
+        """The lease and order rules (shared.delivery), over the task store's Redis."""
+        with self._lock:
+            if self._guard is None:
+                settings = self.settings
+                self._guard = DeliveryGuard(
+                    self.store, lease_s=settings.delivery_lease, skip_after_s=settings.order_skip_after
+                )
+            return self._guard
 
     def backend(self, name: str) -> AgentProvider:
         """One resilient backend, shared by every chain that uses it (one breaker per backend)."""
@@ -148,6 +161,8 @@ def build_pipeline(runtime: Runtime) -> Pipeline:
         callbacks=callbacks,
         failure_retry_after=settings.failure_retry_after,
         events=runtime.events,
+        guard=runtime.guard,
+        debounce_s=settings.debounce_seconds,
     )
 
 
@@ -175,7 +190,12 @@ def build_bridge_consumer(runtime: Runtime) -> RabbitConsumer | MemoryConsumer:
         busy_delay_s=settings.bridge_busy_delay,
     )
     bridge = Bridge(
-        build_sink(settings), runtime.store, policy, subscription=f"rabbitmq/{settings.rabbitmq_queue}"
+        build_sink(settings),
+        runtime.store,
+        policy,
+        subscription=f"rabbitmq/{settings.rabbitmq_queue}",
+        guard=runtime.guard,
+        dependency_wait_s=settings.bridge_dependency_wait,
     )
     if runtime.broker is not None:
         return MemoryConsumer(bridge, runtime.broker, max_parallel=settings.max_parallel)
@@ -186,6 +206,7 @@ def build_bridge_consumer(runtime: Runtime) -> RabbitConsumer | MemoryConsumer:
         runtime.topology,
         max_parallel=settings.max_parallel,
         reconnect_max_delay_s=settings.bridge_reconnect_max_delay,
+        shutdown_grace_s=settings.bridge_shutdown_grace,
     )
 
 

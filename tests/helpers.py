@@ -76,7 +76,10 @@ def real_settings(run_id: str, **overrides: Any) -> Settings:
 
 
 def embedded_settings(**overrides: Any) -> Settings:
+    # The embedded fakeredis server lives as long as the test process, the in-memory queue only as
+    # long as one stack: a fresh key prefix keeps one stack's per-user order state from the next.
     values: dict[str, Any] = {
+        "redis_key_prefix": f"{new_run_id()}:",
         "redis_url": None,
         "rabbitmq_url": None,
         "agent_provider": "mock",

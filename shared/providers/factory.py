@@ -54,7 +54,10 @@ def _mock(settings: Settings) -> AgentProvider:
     from shared.providers.mock import MockProvider
 
     return MockProvider(
-        latency_ms=settings.mock_agent_latency_ms, chunk_delay_ms=settings.mock_agent_chunk_delay_ms
+        latency_ms=settings.mock_agent_latency_ms,
+        chunk_delay_ms=settings.mock_agent_chunk_delay_ms,
+        failure_rate=settings.mock_agent_failure_rate,
+        call_log=settings.mock_agent_call_log or None,
     )
 
 

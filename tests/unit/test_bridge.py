@@ -55,7 +55,7 @@ def test_429_retries_soon_without_counting_an_attempt() -> None:
     assert (decision.action, decision.retry_count, decision.delay_s) == (Action.RETRY, 1, 1)
 
 
-@pytest.mark.parametrize("failure", [500, 503, httpx.ReadTimeout("slow"), httpx.ConnectError("down")])
+@pytest.mark.parametrize("failure", [500, 503, httpx.ReadTimeout("slow"), httpx.RemoteProtocolError("died")])
 def test_transient_failures_back_off_exponentially(failure: int | Exception) -> None:
     delays = []
     for retry_count in (0, 1):
@@ -66,6 +66,13 @@ def test_transient_failures_back_off_exponentially(failure: int | Exception) -> 
         assert sink.envelopes[0].delivery_attempt == retry_count + 1
         delays.append(decision.delay_s)
     assert delays == [2, 4]
+
+
+def test_an_unreachable_worker_is_not_an_attempt() -> None:
+    # The worker never got the message (restarting, scaling up): retry soon, attempt not counted.
+    bridge, _, _ = make_bridge(httpx.ConnectError("down"), max_attempts=1)
+    decision = bridge.handle(MESSAGE.to_body(), retry_count=0, broker_message_id="1")
+    assert (decision.action, decision.retry_count, decision.delay_s) == (Action.RETRY, 0, 1)
 
 
 def test_backoff_is_capped() -> None:
