@@ -119,7 +119,7 @@ def test_webhook_publishes_the_go_body(real: Settings) -> None:
 
 
 def _dead_letters(reason: str) -> float:
-    value = REGISTRY.get_sample_value("eai_gateway_dead_letters_total", {"reason": reason})
+    value = REGISTRY.get_sample_value("message_dead_letters_total", {"reason": reason})
     return value or 0.0
 
 
