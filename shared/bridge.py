@@ -17,8 +17,10 @@ Run it with ``python -m shared.bridge``.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
+import queue
 import signal
 import socket
 import threading
@@ -289,6 +291,50 @@ def retry_count_of(headers: dict[str, Any] | None) -> int:
     return value if isinstance(value, int) and value >= 0 else 0
 
 
+class PriorityExecutor:
+    """A fixed pool of threads that always starts the most urgent waiting job first.
+
+    The bridge holds up to a prefetch of deliveries per queue; when every thread is busy, a
+    high-priority delivery waiting here overtakes the normal ones that arrived before it.
+    """
+
+    HIGH, NORMAL = 0, 1
+
+    def __init__(self, workers: int, *, name: str = "bridge") -> None:
+        self._jobs: queue.PriorityQueue[
+            tuple[int, int, Callable[[], Decision] | None, Future[Decision] | None]
+        ]
+        self._jobs = queue.PriorityQueue()
+        self._sequence = itertools.count()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True) for i in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, job: Callable[[], Decision], *, rank: int = NORMAL) -> Future[Decision]:
+        future: Future[Decision] = Future()
+        self._jobs.put((rank, next(self._sequence), job, future))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            _, _, job, future = self._jobs.get()
+            if job is None or future is None:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue  # cancelled while waiting (shutdown)
+            try:
+                future.set_result(job())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+    def shutdown(self) -> None:
+        """Stop the threads once the jobs already queued have run (or been cancelled)."""
+        for _ in self._threads:
+            self._jobs.put((2, next(self._sequence), None, None))
+
+
 class RabbitConsumer:
     """Consume with pika; run deliveries on a thread pool; settle them on the connection thread.
 
@@ -320,7 +366,7 @@ class RabbitConsumer:
         self._parameters = connection_parameters(url, timeout=10.0)
         self.connection_name = f"eai-bridge-{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         self._parameters.client_properties = {"connection_name": self.connection_name}
-        self._pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="bridge")
+        self._pool = PriorityExecutor(max_parallel)
         self._stop = threading.Event()
         self._in_flight = 0
         self._futures: set[Future[Decision]] = set()
@@ -344,7 +390,9 @@ class RabbitConsumer:
                     extra={"error": exc.__class__.__name__, "delay_s": delay, "attempt": failures},
                 )
                 self._stop.wait(delay)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        for future in list(self._futures):
+            future.cancel()
+        self._pool.shutdown()
 
     def _consume_until_stopped(self) -> None:
         connection = pika.BlockingConnection(self._parameters)
@@ -359,22 +407,27 @@ class RabbitConsumer:
             declare_topology(channel, self.topology)
             bridge = self.bridge
 
-            def work(ch: Any, method: Any, props: Any, body: bytes) -> None:
-                retry_count = retry_count_of(props.headers)
-                job = lambda: bridge.handle(  # noqa: E731
-                    body,
-                    retry_count=retry_count,
-                    broker_message_id=props.message_id or "",
-                    headers=props.headers,
-                )
-                self._dispatch(connection, ch, method, props, body, job)
+            def consumer(source: str, rank: int) -> Callable[[Any, Any, Any, bytes], None]:
+                def work(ch: Any, method: Any, props: Any, body: bytes) -> None:
+                    retry_count = retry_count_of(props.headers)
+                    job = lambda: bridge.handle(  # noqa: E731
+                        body,
+                        retry_count=retry_count,
+                        broker_message_id=props.message_id or "",
+                        headers=props.headers,
+                    )
+                    self._dispatch(connection, ch, method, props, body, job, rank=rank, source=source)
+
+                return work
 
             def dead(ch: Any, method: Any, props: Any, body: bytes) -> None:
                 job = lambda: bridge.handle_dead_letter(body, props.headers)  # noqa: E731
                 self._dispatch(connection, ch, method, props, body, job)
 
+            high, normal = self.topology.priority_queue, self.topology.queue
             tags = [
-                channel.basic_consume(self.topology.queue, on_message_callback=work),
+                channel.basic_consume(high, on_message_callback=consumer(high, PriorityExecutor.HIGH)),
+                channel.basic_consume(normal, on_message_callback=consumer(normal, PriorityExecutor.NORMAL)),
                 channel.basic_consume(self.topology.dlq, on_message_callback=dead),
             ]
             log.info("bridge consuming", extra={"queue": self.topology.queue, "prefetch": self.max_parallel})
@@ -408,14 +461,17 @@ class RabbitConsumer:
         properties: Any,
         body: bytes,
         job: Callable[[], Decision],
+        *,
+        rank: int = PriorityExecutor.NORMAL,
+        source: str | None = None,
     ) -> None:
         self._in_flight += 1
-        future = self._pool.submit(job)
+        future = self._pool.submit(job, rank=rank)
         self._futures.add(future)
 
         def settle_later(done: Future[Decision]) -> None:
             self._futures.discard(done)
-            settle = self._settler(channel, method.delivery_tag, properties, body, done)
+            settle = self._settler(channel, method.delivery_tag, properties, body, done, source)
             try:
                 connection.add_callback_threadsafe(settle)
             except pika.exceptions.ConnectionWrongStateError:
@@ -424,7 +480,13 @@ class RabbitConsumer:
         future.add_done_callback(settle_later)
 
     def _settler(
-        self, channel: Any, tag: int, properties: Any, body: bytes, done: Future[Decision]
+        self,
+        channel: Any,
+        tag: int,
+        properties: Any,
+        body: bytes,
+        done: Future[Decision],
+        source: str | None,
     ) -> Callable[[], None]:
         def settle() -> None:
             self._in_flight -= 1
@@ -441,11 +503,13 @@ class RabbitConsumer:
             )
             if exception:
                 log.error("bridge failed handling a delivery", exc_info=exception)
-            self._apply(channel, tag, properties, body, decision)
+            self._apply(channel, tag, properties, body, decision, source)
 
         return settle
 
-    def _apply(self, channel: Any, tag: int, properties: Any, body: bytes, decision: Decision) -> None:
+    def _apply(
+        self, channel: Any, tag: int, properties: Any, body: bytes, decision: Decision, source: str | None
+    ) -> None:
         if decision.action is Action.ACK:
             channel.basic_ack(tag)
         elif decision.action is Action.DEAD_LETTER:
@@ -453,15 +517,18 @@ class RabbitConsumer:
         elif decision.action is Action.REQUEUE:
             channel.basic_nack(tag, requeue=True)
         else:
-            self._republish_delayed(channel, properties, body, decision)
+            self._republish_delayed(channel, properties, body, decision, source)
             channel.basic_ack(tag)
 
-    def _republish_delayed(self, channel: Any, properties: Any, body: bytes, decision: Decision) -> None:
+    def _republish_delayed(
+        self, channel: Any, properties: Any, body: bytes, decision: Decision, source: str | None
+    ) -> None:
+        """Send a copy through a delay queue that dead-letters it back into the queue it came from."""
         delay_ms = max(int(decision.delay_s * 1000), 1)
-        queue = self.topology.retry_queue(delay_ms)
-        if queue not in self._retry_queues:
-            declare_retry_queue(channel, self.topology, delay_ms)
-            self._retry_queues.add(queue)
+        retry_queue = self.topology.retry_queue(delay_ms, source)
+        if retry_queue not in self._retry_queues:
+            declare_retry_queue(channel, self.topology, delay_ms, source)
+            self._retry_queues.add(retry_queue)
         headers = {k: v for k, v in (properties.headers or {}).items() if k != "x-death"}
         headers[RETRY_COUNT_HEADER] = decision.retry_count
         copy = pika.BasicProperties(
@@ -472,7 +539,7 @@ class RabbitConsumer:
             headers=headers,
         )
         # Confirmed publish before the ack: a crash in between duplicates, never loses.
-        channel.basic_publish("", queue, body, properties=copy, mandatory=True)
+        channel.basic_publish("", retry_queue, body, properties=copy, mandatory=True)
 
 
 class MemoryConsumer:

@@ -100,6 +100,12 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(
         32_000, ge=1, validation_alias=_env("MAX_MESSAGE_BYTES", "GOOGLE_AGENT_ENGINE_MAX_MESSAGE_LENGTH")
     )
+    default_priority_text: Literal["high", "normal"] = Field(
+        "normal", validation_alias=_env("DEFAULT_PRIORITY_TEXT")
+    )
+    default_priority_audio: Literal["high", "normal"] = Field(
+        "normal", validation_alias=_env("DEFAULT_PRIORITY_AUDIO")
+    )
     webhook_success_status: int = Field(202, validation_alias=_env("WEBHOOK_SUCCESS_STATUS"))
 
     # --- Redis ------------------------------------------------------------------------------

@@ -25,7 +25,14 @@ from shared.http import (
     unavailable,
     validation_details,
 )
-from shared.models import QueueMessage, WebhookAccepted, WebhookRequest, go_timestamp, new_message_id
+from shared.models import (
+    MessageType,
+    QueueMessage,
+    WebhookAccepted,
+    WebhookRequest,
+    go_timestamp,
+    new_message_id,
+)
 from shared.observability import bind
 from shared.providers.base import HistoryMessage
 from shared.ratelimit import Window
@@ -133,6 +140,11 @@ def _queue(runtime: Runtime, incoming: WebhookRequest, message_id: str) -> flask
         raise _Refused(json_response(number_limit.body(), 429, number_limit.headers()))
     message_type = incoming.resolved_type()
     provider = incoming.provider or settings.agent_provider
+    priority = incoming.priority or (
+        settings.default_priority_audio
+        if message_type is MessageType.AUDIO
+        else settings.default_priority_text
+    )
     average_ms = runtime.store.accept(
         message_id,
         user_number=incoming.user_number,
@@ -155,6 +167,7 @@ def _queue(runtime: Runtime, incoming: WebhookRequest, message_id: str) -> flask
             "request_id": request_id(),
             "source": "webhook",
             "message_type": message_type.value,
+            "priority": priority,
             ORDER_EPOCH: position.epoch,
             ORDER_SEQ: position.seq,
         },
@@ -173,10 +186,9 @@ def _queue(runtime: Runtime, incoming: WebhookRequest, message_id: str) -> flask
         ):
             headers = tracing.inject({})
             _remember_trace(runtime, message_id, headers)
-            if headers:
-                runtime.publisher.publish(queue_message.to_body(), headers=headers)
-            else:
-                runtime.publisher.publish(queue_message.to_body())
+            runtime.publisher.publish(
+                queue_message.to_body(), headers=headers or None, priority=priority == "high"
+            )
     except QueueUnavailable as exc:
         metrics.observe_message(message_type.value, "refused", error_code=exc.error_code)
         _settle_unqueued(runtime, incoming.user_number, position)

@@ -68,6 +68,11 @@ class WebhookRequest(BaseModel):
     provider: Literal["google_agent_engine", "eai", "openai", "mock"] | None = Field(
         None, description="Agent provider; the deployment's default when absent."
     )
+    priority: Literal["high", "normal"] | None = Field(
+        None,
+        description="`high` messages overtake `normal` ones waiting in the queue (never a user's earlier "
+        "messages); the default depends on the message type (DEFAULT_PRIORITY_TEXT / _AUDIO).",
+    )
     callback_url: str | None = Field(None, description="URL that receives the result by POST.")
     reasoning_engine_id: str | None = Field(
         None, description="Overrides the default Vertex AI reasoning engine for this message."

@@ -49,6 +49,15 @@ class Topology:
     def routing_key(self) -> str:
         return self.queue
 
+    @property
+    def priority_queue(self) -> str:
+        """Our own queue for high-priority messages; the Go-compatible queue stays as it is."""
+        return f"{self.queue}.priority"
+
+    def target(self, *, priority: bool) -> str:
+        """Queue name (which is also the routing key) for a message of that priority."""
+        return self.priority_queue if priority else self.queue
+
     def queue_arguments(self) -> dict[str, Any]:
         return {
             "x-dead-letter-exchange": self.dlx_exchange,
@@ -56,14 +65,15 @@ class Topology:
             "x-message-ttl": self.message_ttl_ms,
         }
 
-    def retry_queue(self, delay_ms: int) -> str:
-        return f"{self.queue}.retry.{delay_ms}"
+    def retry_queue(self, delay_ms: int, target: str | None = None) -> str:
+        return f"{target or self.queue}.retry.{delay_ms}"
 
-    def retry_queue_arguments(self, delay_ms: int) -> dict[str, Any]:
+    def retry_queue_arguments(self, delay_ms: int, target: str | None = None) -> dict[str, Any]:
+        """Hold a message ``delay_ms``, then dead-letter it back into ``target`` (default: the work queue)."""
         return {
             "x-message-ttl": delay_ms,
             "x-dead-letter-exchange": self.exchange,
-            "x-dead-letter-routing-key": self.routing_key,
+            "x-dead-letter-routing-key": target or self.routing_key,
         }
 
 
@@ -73,13 +83,15 @@ def declare_topology(channel: Any, topology: Topology) -> None:
     channel.exchange_declare(topology.dlx_exchange, exchange_type="direct", durable=True)
     channel.queue_declare(topology.queue, durable=True, arguments=topology.queue_arguments())
     channel.queue_bind(topology.queue, topology.exchange, routing_key=topology.routing_key)
+    channel.queue_declare(topology.priority_queue, durable=True, arguments=topology.queue_arguments())
+    channel.queue_bind(topology.priority_queue, topology.exchange, routing_key=topology.priority_queue)
     channel.queue_declare(topology.dlq, durable=True)
     channel.queue_bind(topology.dlq, topology.dlx_exchange, routing_key=topology.dlq)
 
 
-def declare_retry_queue(channel: Any, topology: Topology, delay_ms: int) -> str:
-    name = topology.retry_queue(delay_ms)
-    channel.queue_declare(name, durable=True, arguments=topology.retry_queue_arguments(delay_ms))
+def declare_retry_queue(channel: Any, topology: Topology, delay_ms: int, target: str | None = None) -> str:
+    name = topology.retry_queue(delay_ms, target)
+    channel.queue_declare(name, durable=True, arguments=topology.retry_queue_arguments(delay_ms, target))
     return name
 
 
@@ -95,8 +107,11 @@ def connection_parameters(url: str, *, timeout: float) -> pika.URLParameters:
 class Publisher(Protocol):
     """Where the webhook hands accepted messages."""
 
-    def publish(self, body: bytes, *, headers: dict[str, Any] | None = None) -> None:
-        """Return only once the queue holds the message; raise :class:`QueueUnavailable` otherwise."""
+    def publish(self, body: bytes, *, headers: dict[str, Any] | None = None, priority: bool = False) -> None:
+        """Return only once the queue holds the message; raise :class:`QueueUnavailable` otherwise.
+
+        ``priority`` routes it to the high-priority queue, which the bridge drains first.
+        """
         ...
 
     def close(self) -> None: ...
@@ -112,7 +127,7 @@ class RabbitPublisher:
         self._lock = threading.Lock()
         self._connections: list[pika.BlockingConnection] = []
 
-    def publish(self, body: bytes, *, headers: dict[str, Any] | None = None) -> None:
+    def publish(self, body: bytes, *, headers: dict[str, Any] | None = None, priority: bool = False) -> None:
         properties = pika.BasicProperties(
             content_type="application/json",
             delivery_mode=pika.DeliveryMode.Persistent,
@@ -125,7 +140,7 @@ class RabbitPublisher:
                 channel = self._channel()
                 channel.basic_publish(
                     self._topology.exchange,
-                    self._topology.routing_key,
+                    self._topology.target(priority=priority),
                     body,
                     properties=properties,
                     mandatory=True,
@@ -197,6 +212,7 @@ class MemoryMessage:
     body: bytes
     headers: dict[str, Any]
     message_id: str
+    priority: bool = False
 
 
 class MemoryBroker:
@@ -212,8 +228,9 @@ class MemoryBroker:
         self._sequence = itertools.count()
         self.dead_letters: list[MemoryMessage] = []
 
-    def publish(self, body: bytes, *, headers: dict[str, Any] | None = None) -> None:
-        self.schedule(MemoryMessage(body, dict(headers or {}), str(time.time_ns())), delay=0.0)
+    def publish(self, body: bytes, *, headers: dict[str, Any] | None = None, priority: bool = False) -> None:
+        message = MemoryMessage(body, dict(headers or {}), str(time.time_ns()), priority=priority)
+        self.schedule(message, delay=0.0)
 
     def schedule(self, message: MemoryMessage, *, delay: float) -> None:
         with self._condition:
@@ -231,13 +248,21 @@ class MemoryBroker:
             while True:
                 now = time.monotonic()
                 if self._ready and self._ready[0].due <= now:
-                    return heapq.heappop(self._ready).message
+                    return self._take_due(now)
                 wait = deadline - now
                 if self._ready:
                     wait = min(wait, self._ready[0].due - now)
                 if wait <= 0 and now >= deadline:
                     return None
                 self._condition.wait(max(wait, 0.001))
+
+    def _take_due(self, now: float) -> MemoryMessage:
+        """The first due high-priority message, else the first due one (FIFO within a priority)."""
+        due = [item for item in self._ready if item.due <= now]
+        chosen = min(due, key=lambda item: (not item.message.priority, item.due, item.sequence))
+        self._ready.remove(chosen)
+        heapq.heapify(self._ready)
+        return chosen.message
 
     def depth(self) -> int:
         with self._condition:

@@ -111,6 +111,7 @@ def test_webhook_publishes_the_go_body(real: Settings) -> None:
         "campaign": "x",
         "message_type": "text",
         "order_seq": 1,
+        "priority": "normal",
         "request_id": "req-1",
         "source": "webhook",
     }

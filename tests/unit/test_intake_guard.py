@@ -174,7 +174,7 @@ def test_failed_publish_releases_the_key(gateway, monkeypatch):
     client, runtime = gateway
     body = {"user_number": "5521999999999", "message": "oi"}
 
-    def refuse(_body: bytes) -> None:
+    def refuse(_body: bytes, **_options: object) -> None:
         raise QueueUnavailable("broker down")
 
     with monkeypatch.context() as patch:
