@@ -16,41 +16,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import urlsplit
 
 import httpx
 
 from shared.errors import AudioTooLarge, DownloadError, InvalidAudio
+from shared.models import AUDIO_EXTENSIONS, url_extension
+from shared.models import detect_audio as detect_audio  # re-exported: detection lives with the models
 from shared.urlguard import DEFAULT_MAX_REDIRECTS, Resolver, guarded_stream
 
-AUDIO_EXTENSIONS = frozenset({"mp3", "wav", "flac", "ogg", "oga", "opus", "m4a", "aac", "webm"})
 _SNIFF_BYTES = 16
 _CHUNK_BYTES = 64 * 1024
-
-
-def _url_extension(url: str) -> str | None:
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in {"http", "https"} or not parts.hostname:
-        return None
-    name = parts.path.rsplit("/", 1)[-1]
-    if "." not in name:
-        return None
-    return name.rsplit(".", 1)[1].lower()
-
-
-def detect_audio(message: str) -> bool:
-    """True when the whole message is one http(s) URL whose path ends with an audio extension.
-
-    The extension is matched case-insensitively on the URL *path*, so query strings and fragments
-    (``…/a.ogg?sig=…``) do not defeat detection; text around the URL makes it a text message.
-    """
-    text = message.strip()
-    if not text or any(ch.isspace() for ch in text):
-        return False
-    return _url_extension(text) in AUDIO_EXTENSIONS
 
 
 def sniff_audio_format(head: bytes) -> str | None:
@@ -115,7 +90,7 @@ def download_audio(
     answers, timeouts (``timeout_s`` per network operation and for the whole download) and
     connection errors.
     """
-    ext = _url_extension(url)
+    ext = url_extension(url)
     suffix = f".{ext}" if ext in AUDIO_EXTENSIONS else ".audio"
     fd, name = tempfile.mkstemp(prefix="eai-audio-", suffix=suffix, dir=temp_dir)  # mode 0600
     path = Path(name)

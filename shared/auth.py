@@ -27,7 +27,6 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
-import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -135,13 +134,15 @@ class Authenticator:
                 raise ConfigError("JWT_SECRET: must be at least 32 bytes for HS256")
             self.jwt_keys["HS256"] = jwt_secret
             register_secret_digest(_digest(jwt_secret))
-        self.jwks: jwt.PyJWKSet | None = None
+        self.jwks: Any = None  # jwt.PyJWKSet, imported only when JWTs are configured
         if settings.jwt_public_key_file:
             self._load_public_key(settings.jwt_public_key_file)
         for secret in self.tokens + self.keys:
             register_secret_digest(secret.digest)
 
     def _load_public_key(self, path: str) -> None:
+        import jwt  # PyJWT and cryptography load only where JWTs are configured (cold start)
+
         try:
             text = Path(path).read_text()
         except OSError as exc:
@@ -215,6 +216,8 @@ class Authenticator:
         return Identity(client=found.client, role=found.role, method=method)
 
     def _jwt(self, token: str) -> Identity:
+        import jwt
+
         if len(token) > MAX_CREDENTIAL_LENGTH:
             raise AuthError("JWT too long")
         try:

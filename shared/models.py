@@ -17,7 +17,6 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from shared.audio import detect_audio
 from shared.errors import InvalidMessage
 
 MAX_CALLBACK_URL_LENGTH = 2048
@@ -25,6 +24,34 @@ MAX_AUDIO_URL_LENGTH = 2048
 DEFAULT_MAX_MESSAGE_CHARS = 4096
 _E164 = re.compile(r"^\+?[0-9]{8,15}$")
 _ENGINE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+AUDIO_EXTENSIONS = frozenset({"mp3", "wav", "flac", "ogg", "oga", "opus", "m4a", "aac", "webm"})
+
+
+def url_extension(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in {"http", "https"} or not parts.hostname:
+        return None
+    name = parts.path.rsplit("/", 1)[-1]
+    if "." not in name:
+        return None
+    return name.rsplit(".", 1)[1].lower()
+
+
+def detect_audio(message: str) -> bool:
+    """True when the whole message is one http(s) URL whose path ends with an audio extension.
+
+    The extension is matched case-insensitively on the URL *path*, so query strings and fragments
+    (``…/a.ogg?sig=…``) do not defeat detection; text around the URL makes it a text message.
+    """
+    text = message.strip()
+    if not text or any(ch.isspace() for ch in text):
+        return False
+    return url_extension(text) in AUDIO_EXTENSIONS
 
 
 class MessageType(StrEnum):

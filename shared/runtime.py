@@ -3,6 +3,9 @@
 Functions call :func:`get_runtime` on each request; the first call builds everything (lazily:
 no connection is opened until it is needed). Tests and the local stack install their own runtime
 with :func:`set_runtime`.
+
+The worker's pipeline, the agent providers and the bridge are imported only when first used, so
+that the webhook and poll functions start without loading them (cold start).
 """
 
 from __future__ import annotations
@@ -11,20 +14,22 @@ import logging
 import os
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from shared import audit
 from shared.auth import Authenticator, build_authenticator
-from shared.bridge import Bridge, HttpSink, MemoryConsumer, RabbitConsumer, RetryPolicy, Sink
 from shared.config import Settings, get_settings
 from shared.delivery import DeliveryGuard
 from shared.errors import ConfigError
-from shared.pipeline import Pipeline
-from shared.providers.base import AgentProvider
-from shared.providers.factory import build_agent, build_resilient
 from shared.queue import MemoryBroker, Publisher, RabbitPublisher, Topology
 from shared.ratelimit import RateLimiter
 from shared.store import TaskStore, TaskTTL, build_redis
 from shared.streaming import TaskEvents
+
+if TYPE_CHECKING:
+    from shared.bridge import MemoryConsumer, RabbitConsumer, Sink
+    from shared.pipeline import Pipeline
+    from shared.providers.base import AgentProvider
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +64,8 @@ class Runtime:
 
     def backend(self, name: str) -> AgentProvider:
         """One resilient backend, shared by every chain that uses it (one breaker per backend)."""
+        from shared.providers.factory import build_resilient
+
         with self._lock:
             if name not in self._backends:
                 self._backends[name] = build_resilient(name, self.settings, self.store.client)
@@ -66,6 +73,8 @@ class Runtime:
 
     def provider(self, name: str) -> AgentProvider:
         """The agent for messages asking for ``name``, with the configured fallbacks."""
+        from shared.providers.factory import build_agent
+
         with self._lock:
             if name not in self._agents:
                 self._agents[name] = build_agent(name, self.settings, self.store.client, self.backend)
@@ -139,6 +148,7 @@ def build_runtime(settings: Settings) -> Runtime:
 
 def build_pipeline(runtime: Runtime) -> Pipeline:
     from shared.callbacks import CallbackPolicy, CallbackSender
+    from shared.pipeline import Pipeline
     from shared.voicenotes import VoiceNotes
 
     settings = runtime.settings
@@ -167,6 +177,8 @@ def build_pipeline(runtime: Runtime) -> Pipeline:
 
 
 def build_sink(settings: Settings) -> Sink:
+    from shared.bridge import HttpSink
+
     if settings.bridge_sink == "pubsub":
         if not settings.pubsub_topic:
             raise ConfigError("PUBSUB_TOPIC: required for BRIDGE_SINK=pubsub (projects/<p>/topics/<t>)")
@@ -179,6 +191,8 @@ def build_sink(settings: Settings) -> Sink:
 
 
 def build_bridge_consumer(runtime: Runtime) -> RabbitConsumer | MemoryConsumer:
+    from shared.bridge import Bridge, MemoryConsumer, RabbitConsumer, RetryPolicy
+
     settings = runtime.settings
     from shared.metrics import WORKER_CAPACITY
 
