@@ -267,7 +267,7 @@ def test_nothing_lost_nothing_doubled_in_order_under_faults(tmp_path: Path) -> N
                         "poison messages",
                         lambda: inject_poison(exchange, settings.rabbitmq_queue),
                     ),
-                    (14, "RabbitMQ stop_app/start_app", lambda: restart_rabbitmq(3)),
+                    (14, "RabbitMQ restart", lambda: restart_rabbitmq(3)),
                     (25, "bridge SIGKILL + restart", lambda: restart(bridge, 1)),
                     (33, "Redis SHUTDOWN NOSAVE + restart", lambda: restart_redis(2)),
                     (43, "worker SIGKILL + restart", lambda: restart(worker, 1)),
