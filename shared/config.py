@@ -78,7 +78,30 @@ def _host_list(value: Any) -> Any:
     return hosts
 
 
+_ROLE_NAMES = ("read_only", "message_sender", "admin")
+
+
+def _role_limits(value: Any) -> Any:
+    """``read_only=3000/300,admin=10000/500`` -> {"read_only": (3000, 300), ...}."""
+    if not isinstance(value, str):
+        return value
+    limits: dict[str, tuple[int, int]] = {}
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        role, _, numbers = item.partition("=")
+        per_minute, _, burst = numbers.partition("/")
+        role = role.strip().lower()
+        if role not in _ROLE_NAMES or not per_minute.strip().isdigit() or not burst.strip().isdigit():
+            raise ValueError(
+                f"expected role=per_minute/burst with a role among {', '.join(_ROLE_NAMES)}, got {item!r}"
+            )
+        limits[role] = (int(per_minute), int(burst))
+    return limits
+
+
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
+RoleLimits = Annotated[dict[str, tuple[int, int]], NoDecode, BeforeValidator(_role_limits)]
 HostList = Annotated[list[str], NoDecode, BeforeValidator(_host_list)]
 CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
 
@@ -317,6 +340,11 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(100, ge=1, validation_alias=_env("RATE_LIMIT_BURST"))
     rate_limit_burst_window: Seconds = Field(
         10, gt=0, le=60, validation_alias=_env("RATE_LIMIT_BURST_WINDOW")
+    )
+    rate_limit_by_role: RoleLimits = Field(
+        default_factory=dict,
+        validation_alias=_env("RATE_LIMIT_BY_ROLE"),
+        description="per-role override of the per-minute limit and burst: read_only=3000/300,admin=10000/500",
     )
     rate_limit_per_user_number_per_minute: int = Field(
         30, ge=0, validation_alias=_env("RATE_LIMIT_PER_USER_NUMBER_PER_MINUTE")

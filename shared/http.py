@@ -288,10 +288,10 @@ def _guard(
     if policy.group is None:
         return None, None
     client = identity.client if identity is not None else f"ip:{client_ip(request, settings)}"
-    windows = (
-        Window(settings.rate_limit_requests_per_minute, 60),
-        Window(settings.rate_limit_burst, settings.rate_limit_burst_window),
-    )
+    per_minute, burst = settings.rate_limit_requests_per_minute, settings.rate_limit_burst
+    if identity is not None and identity.role is not None:
+        per_minute, burst = settings.rate_limit_by_role.get(identity.role.label, (per_minute, burst))
+    windows = (Window(per_minute, 60), Window(burst, settings.rate_limit_burst_window))
     try:
         decision = context.limiter.hit(f"{policy.group}:{client}", windows)
     except StoreUnavailable as exc:
