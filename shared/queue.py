@@ -15,6 +15,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -117,15 +118,35 @@ class Publisher(Protocol):
     def close(self) -> None: ...
 
 
-class RabbitPublisher:
-    """Confirmed, persistent publishing with one pika connection per thread."""
+@dataclass
+class _Link:
+    """One pika connection and its confirm-mode channel, used by one thread at a time."""
 
-    def __init__(self, url: str, topology: Topology, *, timeout: float = 5.0) -> None:
+    connection: Any
+    channel: Any
+
+    @property
+    def usable(self) -> bool:
+        return bool(self.connection.is_open and self.channel.is_open)
+
+
+class RabbitPublisher:
+    """Confirmed, persistent publishing over a small pool of pika connections.
+
+    pika connections are not thread-safe, so each publish checks a connection out of the pool and
+    returns it afterwards: a connection is never used by two threads at once, and the number of
+    connections stays bounded however many threads the server starts (a thread-per-request server
+    with thread-local connections once exhausted the broker's file descriptors).
+    """
+
+    def __init__(self, url: str, topology: Topology, *, timeout: float = 5.0, pool_size: int = 16) -> None:
         self._parameters = connection_parameters(url, timeout=timeout)
         self._topology = topology
-        self._local = threading.local()
+        self._timeout = timeout
+        self._idle: queue.LifoQueue[_Link] = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(pool_size)
         self._lock = threading.Lock()
-        self._connections: list[pika.BlockingConnection] = []
+        self._links: list[_Link] = []
 
     def publish(self, body: bytes, *, headers: dict[str, Any] | None = None, priority: bool = False) -> None:
         properties = pika.BasicProperties(
@@ -135,58 +156,76 @@ class RabbitPublisher:
             message_id=str(time.time_ns()),
             headers=headers or None,
         )
+        if not self._slots.acquire(timeout=self._timeout):
+            raise QueueUnavailable("every RabbitMQ publishing connection is busy")
+        try:
+            self._publish(body, properties, routing_key=self._topology.target(priority=priority))
+        finally:
+            self._slots.release()
+
+    def _publish(self, body: bytes, properties: Any, *, routing_key: str) -> None:
         for attempt in (1, 2):
+            link: _Link | None = None
             try:
-                channel = self._channel()
-                channel.basic_publish(
-                    self._topology.exchange,
-                    self._topology.target(priority=priority),
-                    body,
-                    properties=properties,
-                    mandatory=True,
+                link = self._checkout()
+                link.channel.basic_publish(
+                    self._topology.exchange, routing_key, body, properties=properties, mandatory=True
                 )
+                self._idle.put(link)
                 return
             except pika.exceptions.NackError:
+                self._give_back(link)
                 raise QueueUnavailable("RabbitMQ refused the message (nack)") from None
             except pika.exceptions.UnroutableError:
+                self._give_back(link)
                 raise QueueUnavailable("RabbitMQ could not route the message to a queue") from None
             except CONNECTION_ERRORS as exc:
-                self._drop_connection()
+                self._discard(link)
                 if attempt == 2:
                     raise QueueUnavailable(f"RabbitMQ unavailable: {exc.__class__.__name__}") from exc
                 log.info("publish failed on a stale connection, reconnecting", extra={"error": repr(exc)})
 
-    def _channel(self) -> Any:
-        channel = getattr(self._local, "channel", None)
-        if channel is not None and channel.is_open:
-            return channel
-        self._drop_connection()
+    def _checkout(self) -> _Link:
+        """An idle open connection, or a new one (the semaphore bounds how many exist)."""
+        while True:
+            try:
+                link = self._idle.get_nowait()
+            except queue.Empty:
+                return self._connect()
+            if link.usable:
+                return link
+            self._discard(link)
+
+    def _connect(self) -> _Link:
         connection = pika.BlockingConnection(self._parameters)
         channel = connection.channel()
         channel.confirm_delivery()
         declare_topology(channel, self._topology)
-        self._local.connection = connection
-        self._local.channel = channel
+        link = _Link(connection, channel)
         with self._lock:
-            self._connections.append(connection)
-        return channel
+            self._links.append(link)
+        return link
 
-    def _drop_connection(self) -> None:
-        connection = getattr(self._local, "connection", None)
-        self._local.connection = None
-        self._local.channel = None
-        if connection is not None:
-            with self._lock:
-                if connection in self._connections:
-                    self._connections.remove(connection)
-            _close_quietly(connection)
+    def _give_back(self, link: _Link | None) -> None:
+        if link is not None and link.usable:
+            self._idle.put(link)
+        else:
+            self._discard(link)
+
+    def _discard(self, link: _Link | None) -> None:
+        if link is None:
+            return
+        with self._lock:
+            if link in self._links:
+                self._links.remove(link)
+        _close_quietly(link.connection)
 
     def close(self) -> None:
-        """Close every thread's connection (at process shutdown)."""
+        """Close every pooled connection (at process shutdown)."""
         with self._lock:
-            connections, self._connections = self._connections, []
-        for connection in connections:
-            _close_quietly(connection)
+            links, self._links = self._links, []
+        for link in links:
+            _close_quietly(link.connection)
 
 
 def _close_quietly(connection: Any) -> None:
