@@ -49,8 +49,9 @@ unit: $(VENV)/.dev
 integration: $(VENV)/.dev
 	$(PY) -m pytest -q -m integration
 
-openapi: $(VENV)/.runtime ## regenerate the checked-in OpenAPI document
+openapi: $(VENV)/.runtime ## regenerate the checked-in OpenAPI document and configuration reference
 	$(PY) -m shared.openapi > openapi.json
+	$(PY) -m shared.config > docs/configuration.md
 
 bridge: $(VENV)/.runtime ## run the queue bridge alone (RABBITMQ_URL, REDIS_URL, WORKER_URL)
 	$(PY) -m shared.bridge

@@ -458,3 +458,28 @@ def load_settings(**overrides: Any) -> Settings:
 def get_settings() -> Settings:
     """The process-wide settings, read once."""
     return load_settings()
+
+
+def settings_table() -> str:
+    """Every setting as a Markdown table (``python -m shared.config`` writes docs/configuration.md)."""
+    rows = ["| variable | also read as | default | notes |", "|---|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        names = [c for c in alias.choices if isinstance(c, str)] if isinstance(alias, AliasChoices) else []
+        names = names or [name.upper()]
+        default = field.get_default(call_default_factory=True)
+        shown = "—" if default in ("", None, [], {}) else f"`{default}`"
+        if isinstance(default, SecretStr):
+            shown = "—"
+        notes = (field.description or "").replace("|", "\\|")
+        aliases = ", ".join(f"`{n}`" for n in names[1:])
+        rows.append(f"| `{names[0]}` | {aliases} | {shown} | {notes} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(
+        "# Configuration reference\n\nGenerated from `shared/config.py` by `python -m shared.config`; "
+        "durations take seconds or Go durations (`10m`).\n\n" + settings_table(),
+        end="",
+    )

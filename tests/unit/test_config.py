@@ -60,3 +60,15 @@ def test_webhook_status_is_202_or_201(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WEBHOOK_SUCCESS_STATUS", "200")
     with pytest.raises(ConfigError, match="WEBHOOK_SUCCESS_STATUS"):
         load_settings()
+
+
+def test_configuration_reference_is_current() -> None:
+    from pathlib import Path
+
+    from shared.config import settings_table
+
+    document = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    assert document.endswith(settings_table()), (
+        "regenerate with: python -m shared.config > docs/configuration.md"
+    )
+    assert "| `REDIS_URL` | `REDIS_DSN` |" in document
