@@ -110,7 +110,11 @@ class ResilientProvider:
         if self.rate_limiter is not None:  # our own limit: not a failure of the agent
             self.rate_limiter.acquire()
         try:
-            result: T = self.breaker.call(self._timed, func)
+            # Not breaker.call(): it holds the breaker's lock for the whole call, which would let a
+            # process make one agent call at a time. calling() checks the state under the lock and
+            # records the outcome, while the call itself runs unlocked.
+            with self.breaker.calling():
+                result: T = self._timed(func)
             return result
         except pybreaker.CircuitBreakerError as exc:
             raise AgentUnavailable(

@@ -205,3 +205,38 @@ def test_rate_limited_calls_do_not_trip_the_breaker():
     assert info.value.error_code == "RATE_LIMITED"
     assert provider.breaker.current_state == "closed"
     assert inner.calls == 1
+
+
+def test_concurrent_calls_are_not_serialised_by_the_breaker():
+    """Two calls must be inside the agent at the same time (pybreaker's call() would lock them)."""
+    import threading
+
+    from shared.providers.base import AgentReply, AgentRequest
+
+    both_inside = threading.Barrier(2, timeout=5)
+
+    class Meeting:
+        name = "meeting"
+
+        def send(self, request: AgentRequest) -> AgentReply:
+            both_inside.wait()  # BrokenBarrierError if the other call cannot get in meanwhile
+            return AgentReply(messages=[{"type": "ai", "content": "ok"}], provider=self.name)
+
+        def add_history(self, *args: object) -> dict[str, object]:
+            return {}
+
+    provider = ResilientProvider(Meeting(), max_attempts=1)
+    results: list[str] = []
+    threads = [
+        threading.Thread(
+            target=lambda i=i: results.append(
+                provider.send(AgentRequest(thread_id=str(i), text="oi", message_id=str(i))).text
+            )
+        )
+        for i in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert results == ["ok", "ok"]
