@@ -27,8 +27,6 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared.config import Settings
 from shared.errors import ConfigError
@@ -142,6 +140,8 @@ class Authenticator:
 
     def _load_public_key(self, path: str) -> None:
         import jwt  # PyJWT and cryptography load only where JWTs are configured (cold start)
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
 
         try:
             text = Path(path).read_text()
