@@ -27,7 +27,6 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
-
 from shared.config import Settings
 from shared.errors import ConfigError
 from shared.observability import register_secret_digest
