@@ -34,8 +34,11 @@ output "pubsub_topic" {
 }
 
 output "redis_host" {
-  description = "Private address of the Memorystore instance."
-  value       = "${google_redis_instance.this.host}:${google_redis_instance.this.port}"
+  description = "Private address of the Memorystore instance, or the cluster's discovery endpoint."
+  value = (var.redis.mode == "cluster"
+    ? "${google_redis_cluster.this[0].discovery_endpoints[0].address}:${google_redis_cluster.this[0].discovery_endpoints[0].port}"
+    : "${google_redis_instance.this[0].host}:${google_redis_instance.this[0].port}"
+  )
 }
 
 output "secret_ids" {

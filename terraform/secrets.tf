@@ -39,12 +39,17 @@ locals {
     { REDIS_URL = google_secret_manager_secret_version.redis_url.version },
   )
 
-  redis_url = format(
+  redis_url = var.redis.mode == "cluster" ? format(
+    "%s://%s:%d",
+    var.redis.transit_encryption ? "rediss+cluster" : "redis+cluster",
+    google_redis_cluster.this[0].discovery_endpoints[0].address,
+    google_redis_cluster.this[0].discovery_endpoints[0].port,
+    ) : format(
     "%s://:%s@%s:%d/0",
     var.redis.transit_encryption ? "rediss" : "redis",
-    google_redis_instance.this.auth_string,
-    google_redis_instance.this.host,
-    google_redis_instance.this.port,
+    google_redis_instance.this[0].auth_string,
+    google_redis_instance.this[0].host,
+    google_redis_instance.this[0].port,
   )
 }
 

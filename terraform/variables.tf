@@ -238,10 +238,12 @@ variable "pubsub" {
 }
 
 variable "redis" {
-  description = "Memorystore for Redis: tier, size, version, in-transit encryption and deletion protection."
+  description = "Memorystore: mode (instance, or cluster for Memorystore for Redis Cluster), tier, size, shards, version, in-transit encryption and deletion protection."
   type = object({
     deletion_protection = optional(bool, true)
     memory_size_gb      = optional(number, 1)
+    mode                = optional(string, "instance")
+    shard_count         = optional(number, 3)
     tier                = optional(string, "BASIC")
     transit_encryption  = optional(bool, false)
     version             = optional(string, "REDIS_7_2")
@@ -255,6 +257,14 @@ variable "redis" {
   validation {
     condition     = var.redis.memory_size_gb >= 1 && var.redis.memory_size_gb <= 300
     error_message = "redis.memory_size_gb must be between 1 and 300."
+  }
+  validation {
+    condition     = contains(["instance", "cluster"], var.redis.mode)
+    error_message = "redis.mode must be instance (one Memorystore instance) or cluster (Memorystore for Redis Cluster, REDIS_URL redis+cluster://)."
+  }
+  validation {
+    condition     = var.redis.shard_count >= 1 && var.redis.shard_count <= 250
+    error_message = "redis.shard_count must be between 1 and 250."
   }
 }
 

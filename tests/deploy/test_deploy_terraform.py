@@ -245,3 +245,16 @@ def test_env_names_are_the_settings_names(terraform: Terraform) -> None:
     runtime = {"THREADS", "LOG_EXECUTION_ID"}  # read by functions-framework / Cloud Run
     unknown = _plain_env_names(terraform) - known - future - runtime
     assert not unknown, f"env vars no setting reads: {sorted(unknown)}"
+
+
+def test_redis_cluster_is_an_option_wired_to_the_app(terraform: Terraform) -> None:
+    """redis.mode = "cluster" swaps the instance for Memorystore Cluster and a redis+cluster:// URL."""
+    instance = terraform.resource("google_redis_instance", "this")
+    cluster = terraform.resource("google_redis_cluster", "this")
+    policy = terraform.resource("google_network_connectivity_service_connection_policy", "redis")
+    assert instance["count"] == '${var.redis.mode == "instance" ? 1 : 0}'
+    assert cluster["count"] == policy["count"] == '${var.redis.mode == "cluster" ? 1 : 0}'
+    assert policy["service_class"] == "gcp-memorystore-redis"
+    assert cluster["psc_configs"][0]["network"] == "${google_compute_network.this.id}"
+    secrets = (TERRAFORM / "secrets.tf").read_text()
+    assert '"redis+cluster"' in secrets and "discovery_endpoints[0].address" in secrets
