@@ -17,10 +17,10 @@ from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-_NOT_FOUND = {"error": "Task not found", "message": "No task found with the provided message ID"}
+NOT_FOUND = {"error": "Task not found", "message": "No task found with the provided message ID"}
 
 
-def _message_id(request: flask.Request) -> tuple[str, flask.Response | None]:
+def parse_message_id(request: flask.Request) -> tuple[str, flask.Response | None]:
     raw = request.args.get("message_id", "")
     if not raw.strip():
         return "", error_response(
@@ -33,7 +33,7 @@ def _message_id(request: flask.Request) -> tuple[str, flask.Response | None]:
 
 
 def get_response(request: flask.Request, runtime: Runtime) -> flask.Response:
-    message_id, problem = _message_id(request)
+    message_id, problem = parse_message_id(request)
     if problem is not None:
         return problem
     with (
@@ -63,7 +63,7 @@ def _message_trace(runtime: Runtime, message_id: str) -> dict[str, str]:
 def _result(runtime: Runtime, message_id: str) -> flask.Response:
     task = runtime.store.read_task(message_id)
     if task is None:
-        return json_response(_NOT_FOUND, 404)
+        return json_response(NOT_FOUND, 404)
     if task.status == TaskStatus.PROCESSING:
         return json_response({"status": "processing", "message_id": message_id}, 202)
     if task.status == TaskStatus.COMPLETED and task.data_unreadable:
@@ -73,12 +73,12 @@ def _result(runtime: Runtime, message_id: str) -> flask.Response:
 
 def get_task_status(request: flask.Request, runtime: Runtime) -> flask.Response:
     """Debug view of one task's Redis state (the Go shape plus the summary)."""
-    message_id, problem = _message_id(request)
+    message_id, problem = parse_message_id(request)
     if problem is not None:
         return problem
     task = runtime.store.read_task(message_id)
     if task is None:
-        return json_response(_NOT_FOUND, 404)
+        return json_response(NOT_FOUND, 404)
     body: dict[str, Any] = {
         "message_id": message_id,
         "status": task.status,

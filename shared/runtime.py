@@ -50,6 +50,7 @@ class Runtime:
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _pipeline: Pipeline | None = None
     _guard: DeliveryGuard | None = None
+    _events: TaskEvents | None = None
 
     @property
     def guard(self) -> DeliveryGuard:
@@ -89,9 +90,13 @@ class Runtime:
 
     @property
     def events(self) -> TaskEvents:
-        """The per-task event streams (docs/streaming.md)."""
-        settings = self.settings
-        return TaskEvents(self.store, maxlen=settings.stream_maxlen, enabled=settings.stream_enabled)
+        """The per-task event streams (docs/streaming.md), built once."""
+        if self._events is None:
+            settings = self.settings
+            self._events = TaskEvents(
+                self.store, maxlen=settings.stream_maxlen, enabled=settings.stream_enabled
+            )
+        return self._events
 
     def close(self) -> None:
         self.publisher.close()

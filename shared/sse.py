@@ -27,7 +27,7 @@ import flask
 from shared.errors import StoreUnavailable
 from shared.http import error_response, json_response
 from shared.models import TaskStatus
-from shared.polling import _NOT_FOUND, _message_id
+from shared.polling import NOT_FOUND, parse_message_id
 from shared.results import task_body
 from shared.runtime import Runtime
 from shared.store import TaskStore
@@ -116,7 +116,7 @@ def _final_from_store(store: TaskStore, message_id: str) -> Event | None:
 
 
 def stream_task(request: flask.Request, runtime: Runtime) -> flask.Response:
-    message_id, problem = _message_id(request)
+    message_id, problem = parse_message_id(request)
     if problem is not None:
         return problem
     after = (request.headers.get("Last-Event-ID") or request.args.get("last_event_id") or "0-0").strip()
@@ -128,7 +128,7 @@ def stream_task(request: flask.Request, runtime: Runtime) -> flask.Response:
             field="Last-Event-ID",
         )
     if runtime.store.read_task(message_id) is None:
-        return json_response(_NOT_FOUND, 404)
+        return json_response(NOT_FOUND, 404)
     settings = runtime.settings
     limits = StreamLimits(settings.stream_heartbeat, settings.stream_max_duration)
     body = follow(runtime.events, runtime.store, message_id, after, limits)

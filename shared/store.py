@@ -78,7 +78,8 @@ class TaskStore:
     def key(self, kind: str, ident: str) -> str:
         return f"{self.prefix}{kind}:{ident}"
 
-    def _run(self, operation: Callable[[], T]) -> T:
+    def run(self, operation: Callable[[], T]) -> T:
+        """Run a Redis operation, turning connection failures into StoreUnavailable."""
         with _redis_errors():
             return operation()
 
@@ -101,7 +102,7 @@ class TaskStore:
         if callback_url:
             pipe.set(self.key("callback:url", message_id), callback_url, ex=self.ttl.status)
         pipe.get(self.prefix + "stats:processing_ms")
-        replies = self._run(pipe.execute)
+        replies = self.run(pipe.execute)
         average = replies[-1]
         return float(average) if average else None
 
@@ -110,9 +111,9 @@ class TaskStore:
         name = self.key("idempotency", f"{client}:{key}")
         record = go_json({"message_id": message_id, "accepted_at": _now()})
         for _ in range(3):
-            if self._run(lambda: self.client.set(name, record, nx=True, ex=ttl)):
+            if self.run(lambda: self.client.set(name, record, nx=True, ex=ttl)):
                 return None
-            existing = _json_object(self._run(lambda: self.client.get(name)))
+            existing = _json_object(self.run(lambda: self.client.get(name)))
             if existing.get("message_id"):
                 return existing
             # Expired or released between SET and GET: try to claim it again.
@@ -121,12 +122,12 @@ class TaskStore:
     def release_idempotency(self, client: str, key: str, message_id: str) -> None:
         """Forget a claim made by ``message_id`` (its publish failed), so a retry can succeed."""
         name = self.key("idempotency", f"{client}:{key}")
-        existing = _json_object(self._run(lambda: self.client.get(name)))
+        existing = _json_object(self.run(lambda: self.client.get(name)))
         if existing.get("message_id") == message_id:
-            self._run(lambda: self.client.delete(name))
+            self.run(lambda: self.client.delete(name))
 
     def task_status(self, message_id: str) -> str | None:
-        value = self._run(lambda: self.client.get(self.key("task:status", message_id)))
+        value = self.run(lambda: self.client.get(self.key("task:status", message_id)))
         return str(value) if value is not None else None
 
     # --- worker -------------------------------------------------------------------------------
@@ -136,7 +137,7 @@ class TaskStore:
         pipe.set(self.key("task:status", message_id), TaskStatus.PROCESSING, ex=self.ttl.status)
         if error:
             pipe.set(self.key("task:error", message_id), error, ex=self.ttl.status)
-        self._run(pipe.execute)
+        self.run(pipe.execute)
 
     def mark_failed(
         self,
@@ -157,7 +158,7 @@ class TaskStore:
         pipe.set(self.key("task:error", message_id), error, ex=self.ttl.status)
         pipe.set(self.key("task:summary", message_id), go_json(summary), ex=self.ttl.status)
         pipe.set(self.key("task:status", message_id), TaskStatus.FAILED, ex=self.ttl.status)
-        self._run(pipe.execute)
+        self.run(pipe.execute)
 
     def save_result(
         self,
@@ -181,24 +182,24 @@ class TaskStore:
             datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             ex=self.ttl.user_activity,
         )
-        self._run(pipe.execute)
+        self.run(pipe.execute)
         if isinstance(merged.get("processing_time_ms"), int | float):
             self._record_processing_time(float(merged["processing_time_ms"]))
 
     def _record_processing_time(self, sample_ms: float) -> None:
         key = self.prefix + "stats:processing_ms"
-        current = self._run(lambda: self.client.get(key))
+        current = self.run(lambda: self.client.get(key))
         average = (
             sample_ms
             if current is None
             else ((1 - _AVERAGE_WEIGHT) * float(current) + _AVERAGE_WEIGHT * sample_ms)
         )
-        self._run(lambda: self.client.set(key, f"{average:.1f}", ex=self.ttl.thread))
+        self.run(lambda: self.client.set(key, f"{average:.1f}", ex=self.ttl.thread))
 
     def touch_thread(self, user_number: str, *, new_messages: int) -> dict[str, Any]:
         """Get or create the user's thread record and count the messages sent to it."""
         key = self.key("thread", user_number)
-        raw = self._run(lambda: self.client.get(key))
+        raw = self.run(lambda: self.client.get(key))
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         record: dict[str, Any]
         try:
@@ -212,12 +213,12 @@ class TaskStore:
         ordered = {
             k: record[k] for k in ("thread_id", "user_id", "created_at", "last_used_at", "message_count")
         }
-        self._run(lambda: self.client.set(key, go_json(ordered), ex=self.ttl.thread))
+        self.run(lambda: self.client.set(key, go_json(ordered), ex=self.ttl.thread))
         return ordered
 
     # --- polling ------------------------------------------------------------------------------
     def read_summary(self, message_id: str) -> dict[str, Any]:
-        raw = self._run(lambda: self.client.get(self.key("task:summary", message_id)))
+        raw = self.run(lambda: self.client.get(self.key("task:summary", message_id)))
         return _json_object(raw)
 
     def read_task(self, message_id: str) -> TaskView | None:
@@ -227,7 +228,7 @@ class TaskStore:
         pipe.get(self.key("task:result", message_id))
         pipe.get(self.key("task:error", message_id))
         pipe.get(self.key("task:summary", message_id))
-        status, result, error, summary = self._run(pipe.execute)
+        status, result, error, summary = self.run(pipe.execute)
         if status is None:
             return None
         data, unreadable = _decode_result(result)
@@ -236,11 +237,11 @@ class TaskStore:
         )
 
     def callback_url(self, message_id: str) -> str | None:
-        value = self._run(lambda: self.client.get(self.key("callback:url", message_id)))
+        value = self.run(lambda: self.client.get(self.key("callback:url", message_id)))
         return str(value) if value else None
 
     def callback_state(self, message_id: str) -> dict[str, Any]:
-        raw = self._run(lambda: self.client.get(self.key("callback:status", message_id)))
+        raw = self.run(lambda: self.client.get(self.key("callback:status", message_id)))
         return _json_object(raw)
 
     def record_callback(self, message_id: str, state: dict[str, Any], *, go_error: str | None = None) -> None:
@@ -251,20 +252,20 @@ class TaskStore:
             pipe.delete(self.key("callback:url", message_id))
         if go_error:
             pipe.set(self.key("callback:error", message_id), go_error, ex=self.ttl.status)
-        self._run(pipe.execute)
+        self.run(pipe.execute)
 
     def last_activity(self, user_number: str) -> tuple[str, int] | None:
         key = self.key("user:last_activity", user_number)
         pipe = self.client.pipeline(transaction=False)
         pipe.get(key)
         pipe.ttl(key)
-        value, ttl = self._run(pipe.execute)
+        value, ttl = self.run(pipe.execute)
         if value is None:
             return None
         return str(value), int(ttl) if ttl is not None and int(ttl) >= 0 else self.ttl.user_activity
 
     def ping(self) -> None:
-        self._run(self.client.ping)
+        self.run(self.client.ping)
 
 
 def _now() -> str:

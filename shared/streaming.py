@@ -82,7 +82,7 @@ class TaskEvents:
         pipe.xadd(key, fields, maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
         pipe.expire(key, self.store.ttl.status)
         try:
-            entry_id, _ = self.store._run(pipe.execute)
+            entry_id, _ = self.store.run(pipe.execute)
         except StoreUnavailable as exc:
             log.warning("could not write a stream event", extra={"message_id": message_id, "error": str(exc)})
             return None
@@ -110,9 +110,7 @@ class TaskEvents:
     def _has_dangling_chunks(self, message_id: str) -> bool:
         """Whether the newest chunk/reset event of the stream is a chunk (status events skipped)."""
         try:
-            entries: Any = self.store._run(
-                lambda: self.store.client.xrevrange(self.key(message_id), count=50)
-            )
+            entries: Any = self.store.run(lambda: self.store.client.xrevrange(self.key(message_id), count=50))
         except StoreUnavailable:
             return False
         for _, fields in entries or []:
@@ -129,7 +127,7 @@ class TaskEvents:
     ) -> list[Event]:
         """Events after entry id ``after`` (``"0-0"``: from the start), waiting up to ``block_ms``."""
         key = self.key(message_id)
-        reply: Any = self.store._run(
+        reply: Any = self.store.run(
             lambda: self.store.client.xread({key: after}, count=count, block=block_ms or None)
         )
         events: list[Event] = []
@@ -139,7 +137,7 @@ class TaskEvents:
         return events
 
     def all(self, message_id: str) -> list[Event]:
-        entries: Any = self.store._run(lambda: self.store.client.xrange(self.key(message_id)))
+        entries: Any = self.store.run(lambda: self.store.client.xrange(self.key(message_id)))
         return [_event(str(entry_id), fields) for entry_id, fields in entries or []]
 
 

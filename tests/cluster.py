@@ -11,9 +11,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
 import redis
 from redis.cluster import RedisCluster
+
+from tests.helpers import missing_tool
 
 
 def _free_port() -> int:
@@ -37,7 +38,7 @@ def _free_port() -> int:
 def redis_cluster(folder: Path, nodes: int = 3) -> Iterator[list[int]]:
     """Start ``nodes`` cluster-enabled redis-servers, join them into one cluster, yield their ports."""
     if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
-        pytest.skip("needs redis-server and redis-cli (Debian package redis-server)")
+        missing_tool("needs redis-server and redis-cli (Debian package redis-server)")
     ports: list[int] = []
     try:
         for index in range(nodes):

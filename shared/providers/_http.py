@@ -68,7 +68,7 @@ def _replace_escape(match: re.Match[str]) -> str:
 
 
 def unescape_unicode(value: Any) -> Any:
-    """Recursively turn literal ``\\uXXXX`` sequences left in strings into the characters.
+    """Recursively turn literal unicode escapes (``\\u00e3``) left in strings into the characters.
 
     Surrogate pairs are combined; lone surrogates are kept as written. Dict keys are untouched.
     """

@@ -6,7 +6,8 @@ token is needed.
 
 Behaviour follows the Go gateway (reference §5.5): ``POST …/reasoningEngines/{id}:query`` with
 ``classMethod`` + LangGraph input, long-running operations polled until done, byte-order marks
-stripped, ``\\uXXXX`` left in strings unescaped, a plain-text answer wrapped as one ``ai`` message.
+stripped, unicode escapes left in strings (``\\u00e3``) unescaped, a plain-text answer wrapped as
+one ``ai`` message.
 Unlike Go, failures are raised (classified) instead of being turned into apology texts here.
 
 Streaming (opt-in, ``AGENT_ENGINE_STREAM_CLASS_METHOD``, e.g. ``stream_query``): ``POST

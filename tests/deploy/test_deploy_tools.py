@@ -8,9 +8,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from tests.deploy.deploy_helpers import REPO, TERRAFORM
+from tests.helpers import missing_tool
 
 HCLFMT_CHECK = REPO / "scripts" / "hclfmt-check.sh"
 UNAVAILABLE = 3
@@ -21,7 +20,7 @@ def _hclfmt(*targets: Path) -> subprocess.CompletedProcess[str]:
         ["sh", str(HCLFMT_CHECK), *map(str, targets)], capture_output=True, text=True, timeout=300
     )
     if result.returncode == UNAVAILABLE:
-        pytest.skip("hclfmt unavailable: apt-get install golang-go golang-github-hashicorp-hcl-v2-dev")
+        missing_tool("hclfmt unavailable: apt-get install golang-go golang-github-hashicorp-hcl-v2-dev")
     return result
 
 
@@ -46,7 +45,7 @@ def _checkov() -> str:
     for candidate in candidates:
         if candidate and Path(candidate).is_file():
             return candidate
-    pytest.skip(
+    missing_tool(
         "checkov unavailable: python -m venv .tools/checkov && "
         ".tools/checkov/bin/pip install -r requirements-iac.txt"
     )

@@ -12,14 +12,15 @@ import httpx
 import pytest
 
 from shared.localstack import ROOT, LocalStack
-from tests.helpers import TEST_TOKEN
+from tests.helpers import TEST_TOKEN, needs_tools
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS_DIR", ROOT / "test-artifacts"))
 
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None or CHROMEDRIVER is None,
+needs_chromium = needs_tools(
+    "chromium",
+    "chromedriver",
     reason="needs the Debian packages chromium and chromium-driver (.ci/run installs them)",
 )
 

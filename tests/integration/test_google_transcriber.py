@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -26,6 +25,7 @@ from shared.errors import (
 )
 from shared.transcription import build_transcriber
 from shared.transcription.google import GoogleTranscriber, default_endpoint, load_credentials
+from tests.helpers import needs_tools
 
 Responder = Callable[[cloud_speech.RecognizeRequest, grpc.ServicerContext], cloud_speech.RecognizeResponse]
 
@@ -265,9 +265,7 @@ def test_credentials_raw_and_base64_json_parse(monkeypatch):
     assert load_credentials(sentinel) is sentinel
 
 
-needs_ffmpeg = pytest.mark.skipif(
-    shutil.which("ffmpeg") is None, reason="needs ffmpeg (apt-get install -y ffmpeg)"
-)
+needs_ffmpeg = needs_tools("ffmpeg", reason="needs ffmpeg (apt-get install -y ffmpeg)")
 
 
 def _m4a(tmp_path: Path, seconds: float) -> Path:

@@ -30,7 +30,7 @@ def redis_client() -> Iterator[redis.Redis]:
     try:
         client.ping()
     except redis.ConnectionError:
-        pytest.skip("no Redis on 127.0.0.1:6379")
+        pytest.fail("no Redis on 127.0.0.1:6379: start it (see README) — integration tests need it")
     yield client
     client.close()
 
