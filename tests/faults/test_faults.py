@@ -328,13 +328,20 @@ def analyse(
     finals = tracker.finals
     wipe = next(((s, e) for name, s, e in plan.done if name.startswith("Redis")), (0.0, 0.0))
     # Agent calls that started after the message was completed once: the exactly-once violation.
-    duplicates = sum(
-        1
-        for a in tracker.accepted
-        if (f := finals.get(a.message_id)) is not None
-        and f.status == "completed"
-        and any(start > f.finished_at + 0.001 for start in starts.get(a.message_id, []))
-    )
+    # The completion record lives in Redis: a redelivery after SHUTDOWN NOSAVE finds no record and
+    # calls the agent again. Those are reported apart (deployments keep Redis persistent/replicated).
+    duplicates = duplicates_across_wipe = 0
+    for a in tracker.accepted:
+        f = finals.get(a.message_id)
+        if f is None or f.status != "completed":
+            continue
+        late = [start for start in starts.get(a.message_id, []) if start > f.finished_at + 0.001]
+        if not late:
+            continue
+        if f.finished_at < wipe[1] and any(start > wipe[0] for start in late):
+            duplicates_across_wipe += 1
+        else:
+            duplicates += 1
     repeated = sum(1 for calls in starts.values() if len(calls) > 1)
     by_user: dict[str, list[Accepted]] = defaultdict(list)
     for a in tracker.accepted:
@@ -371,6 +378,10 @@ def analyse(
         ("agent calls", str(sum(len(v) for v in starts.values()))),
         ("messages with more than one agent call (crash/transient retries)", str(repeated)),
         ("duplicates: agent calls after the message completed", str(duplicates)),
+        (
+            "agent called again after the Redis wipe lost its record (not asserted)",
+            str(duplicates_across_wipe),
+        ),
         ("reordered (per-user answer order != acceptance order)", str(reordered)),
         ("reordered across the Redis wipe (order state lost; not asserted)", str(across_wipe)),
         ("poison messages injected", "2"),
