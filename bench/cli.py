@@ -17,7 +17,7 @@ from typing import Any
 
 from bench import report, sections
 from bench.drivers import wrk_available, wrk_version
-from bench.stack import ROOT, Backends
+from bench.stack import ROOT, Backends, compile_sources
 
 SECTIONS: list[tuple[str, Callable[[sections.Context], dict[str, Any]]]] = [
     ("cold_start", sections.cold_start),
@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "plan": {k: v for k, v in vars(plan).items()},
     }
+    compile_sources()
     began = time.perf_counter()
     # The machine may be shared: record its load around each section so a noisy run can be recognised.
     results["loadavg_1m"] = {"start": os.getloadavg()[0]}

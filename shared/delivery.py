@@ -41,6 +41,7 @@ from typing import Any
 
 import redis
 
+from shared.batch import Batch, Staged, eval_script, redis_errors, run_alone
 from shared.errors import BusyError, StoreUnavailable, TransientError
 from shared.models import QueueMessage
 from shared.store import TaskStore
@@ -233,7 +234,6 @@ class DeliveryGuard:
         self.skip_after_s = skip_after_s
         self.ttl = store.ttl.thread
         client = store.client
-        self._assign = client.register_script(_ASSIGN)
         self._admit = client.register_script(_ADMIT)
         self._settle = client.register_script(_SETTLE)
         self._renew = client.register_script(_RENEW)
@@ -250,19 +250,22 @@ class DeliveryGuard:
         ]
 
     def _call(self, script: Any, keys: list[str], args: list[Any]) -> Any:
-        try:
+        with redis_errors():
             return script(keys=keys, args=args)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise StoreUnavailable(f"Redis unavailable: {exc.__class__.__name__}") from exc
-        except redis.RedisError as exc:
-            raise StoreUnavailable(f"Redis error: {exc.__class__.__name__}") from exc
 
     # --- webhook --------------------------------------------------------------------------------
     def assign(self, user_number: str) -> Position:
         """The next sequence of ``user_number`` (before publishing its message)."""
+        return run_alone(self.store.client, lambda batch: self.stage_assign(batch, user_number))
+
+    def stage_assign(self, batch: Batch, user_number: str) -> Staged[Position]:
+        """:meth:`assign` as part of a larger :class:`Batch`."""
         keys = self._keys(user_number)[:1]
-        epoch, seq = self._call(self._assign, keys, [uuid.uuid4().hex[:12], int(self.ttl)])
-        return Position(str(epoch), int(seq))
+        args = [uuid.uuid4().hex[:12], int(self.ttl)]
+        return batch.stage(
+            lambda pipe: eval_script(pipe, _ASSIGN, keys, args),
+            lambda replies: Position(str(replies[0][0]), int(replies[0][1])),
+        )
 
     def remember(self, message: QueueMessage, position: Position) -> None:
         """Keep the published message's text for skips and debounce (best effort)."""

@@ -14,6 +14,7 @@ import flask
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared import metrics, tracing
+from shared.batch import Batch
 from shared.delivery import ORDER_EPOCH, ORDER_SEQ, Position
 from shared.errors import GatewayError, QueueUnavailable, StoreUnavailable, TransientError
 from shared.http import (
@@ -131,13 +132,6 @@ def accept_user_message(request: flask.Request, runtime: Runtime) -> flask.Respo
 
 def _queue(runtime: Runtime, incoming: WebhookRequest, message_id: str) -> flask.Response:
     settings = runtime.settings
-    number_limit = runtime.limiter.hit(
-        "user_number:" + incoming.user_number.lstrip("+"),
-        [Window(settings.rate_limit_per_user_number_per_minute, 60)],
-    )
-    if number_limit is not None and not number_limit.allowed:
-        log.info("per-number rate limit exceeded", extra={"user_number": incoming.user_number})
-        raise _Refused(json_response(number_limit.body(), 429, number_limit.headers()))
     message_type = incoming.resolved_type()
     provider = incoming.provider or settings.agent_provider
     priority = incoming.priority or (
@@ -145,16 +139,32 @@ def _queue(runtime: Runtime, incoming: WebhookRequest, message_id: str) -> flask
         if message_type is MessageType.AUDIO
         else settings.default_priority_text
     )
-    average_ms = runtime.store.accept(
+    # One Redis round trip: the per-number limit, the task record, the user's next sequence and the
+    # ``queued`` event. The sequence is taken before publishing so that a message refused from here
+    # on settles it (later messages of the user must not wait for it).
+    batch = Batch(runtime.store.client)
+    number_limit = runtime.limiter.stage_hit(
+        batch,
+        "user_number:" + incoming.user_number.lstrip("+"),
+        [Window(settings.rate_limit_per_user_number_per_minute, 60)],
+    )
+    average_ms = runtime.store.stage_accept(
+        batch,
         message_id,
         user_number=incoming.user_number,
         provider=provider,
         callback_url=incoming.callback_url,
         summary={"message_type": message_type.value, "thread_id": incoming.user_number},
     )
-    # The user's next sequence, taken just before publishing so that a failure before this point
-    # leaves no gap; a refused publish settles it so that later messages do not wait for it.
-    position = runtime.guard.assign(incoming.user_number)
+    assigned = runtime.guard.stage_assign(batch, incoming.user_number)
+    runtime.events.stage_status(batch, message_id, "queued")
+    batch.run()
+    position = assigned.result()
+    decision = number_limit.result()
+    if decision is not None and not decision.allowed:
+        log.info("per-number rate limit exceeded", extra={"user_number": incoming.user_number})
+        _withdraw(runtime, incoming.user_number, message_id, position)
+        raise _Refused(json_response(decision.body(), 429, decision.headers()))
     queue_message = QueueMessage(
         id=message_id,
         user_number=incoming.user_number,
@@ -173,7 +183,6 @@ def _queue(runtime: Runtime, incoming: WebhookRequest, message_id: str) -> flask
         },
         reasoning_engine_id=incoming.reasoning_engine_id,
     )
-    runtime.events.status(message_id, "queued")
     try:
         with tracing.span(
             f"publish {runtime.topology.queue}",
@@ -199,7 +208,7 @@ def _queue(runtime: Runtime, incoming: WebhookRequest, message_id: str) -> flask
     accepted = WebhookAccepted(
         message_id=message_id,
         polling_endpoint=f"{POLLING_PATH}?message_id={message_id}",
-        estimated_wait_time=_estimate_seconds(average_ms),
+        estimated_wait_time=_estimate_seconds(average_ms.result()),
     )
     return json_response(accepted.model_dump(), settings.webhook_success_status)
 
@@ -300,6 +309,15 @@ def _settle_unqueued(runtime: Runtime, user_number: str, position: Position) -> 
     except StoreUnavailable:
         # Later messages of the user wait for this sequence until ORDER_SKIP_AFTER, then skip it.
         log.warning("could not settle the sequence of an unqueued message", extra={"sequence": position.seq})
+
+
+def _withdraw(runtime: Runtime, user_number: str, message_id: str, position: Position) -> None:
+    """Undo the record of a message refused before publishing (its id was never given out)."""
+    try:
+        runtime.store.forget(message_id)
+    except StoreUnavailable:
+        log.warning("could not delete the record of a refused message", extra={"message_id": message_id})
+    _settle_unqueued(runtime, user_number, position)
 
 
 def _queue_refused(runtime: Runtime, message_id: str, exc: QueueUnavailable) -> flask.Response:

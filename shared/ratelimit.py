@@ -15,10 +15,11 @@ import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
-from shared.errors import StoreUnavailable
+from shared.batch import Batch, Staged, eval_script, run_alone
 
 _SCRIPT = """
 local t = redis.call('TIME')
@@ -104,7 +105,6 @@ class RateLimiter:
         self.client = client
         self.prefix = prefix
         self.enabled = enabled
-        self._script = client.register_script(_SCRIPT)
 
     def key(self, scope: str, window: Window) -> str:
         return f"{self.prefix}ratelimit:{{{scope}}}:{_ms(window.seconds) // 1000 or 1}s"
@@ -114,43 +114,50 @@ class RateLimiter:
 
         Raises :class:`StoreUnavailable` when Redis cannot answer.
         """
+        return run_alone(self.client, lambda batch: self.stage_hit(batch, scope, windows))
+
+    def stage_hit(self, batch: Batch, scope: str, windows: Sequence[Window]) -> Staged[Decision | None]:
+        """:meth:`hit` as part of a larger :class:`Batch` (its answer once the batch has run)."""
         active = [window for window in windows if window.limit > 0]
         if not self.enabled or not active:
-            return None
+            return batch.stage(lambda pipe: None, lambda replies: None)
         args: list[str | int] = [uuid.uuid4().hex]
         for window in active:
             args += [window.limit, _ms(window.seconds)]
-        try:
-            reply = self._script(keys=[self.key(scope, window) for window in active], args=args)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise StoreUnavailable(f"Redis unavailable: {exc.__class__.__name__}") from exc
-        except redis.RedisError as exc:
-            raise StoreUnavailable(f"Redis error: {exc.__class__.__name__}") from exc
-        allowed = int(reply[0]) == 1
-        decisions = []
-        for index, window in enumerate(active):
-            count, reset_ms, retry_ms = (int(v) for v in reply[3 * index + 1 : 3 * index + 4])
-            decisions.append(
-                Decision(
-                    allowed=allowed,
-                    limit=window.limit,
-                    remaining=max(0, window.limit - count),
-                    reset=max(1, math.ceil(reset_ms / 1000)),
-                    retry_after=max(1, math.ceil(retry_ms / 1000)) if retry_ms > 0 else 0,
-                    window=max(1, round(window.seconds)),
-                )
-            )
-        if allowed:
-            return min(decisions, key=lambda d: (d.remaining, -d.window))
-        blocking = max(decisions, key=lambda d: d.retry_after)
-        return Decision(
-            allowed=False,
-            limit=blocking.limit,
-            remaining=0,
-            reset=max(blocking.reset, blocking.retry_after),
-            retry_after=max(1, blocking.retry_after),
-            window=blocking.window,
+        keys = [self.key(scope, window) for window in active]
+        return batch.stage(
+            lambda pipe: eval_script(pipe, _SCRIPT, keys, args),
+            lambda replies: _decide(active, replies[0]),
         )
+
+
+def _decide(active: Sequence[Window], reply: list[Any]) -> Decision:
+    """The script's counts per window -> the decision reported for the tightest window."""
+    allowed = int(reply[0]) == 1
+    decisions = []
+    for index, window in enumerate(active):
+        count, reset_ms, retry_ms = (int(v) for v in reply[3 * index + 1 : 3 * index + 4])
+        decisions.append(
+            Decision(
+                allowed=allowed,
+                limit=window.limit,
+                remaining=max(0, window.limit - count),
+                reset=max(1, math.ceil(reset_ms / 1000)),
+                retry_after=max(1, math.ceil(retry_ms / 1000)) if retry_ms > 0 else 0,
+                window=max(1, round(window.seconds)),
+            )
+        )
+    if allowed:
+        return min(decisions, key=lambda d: (d.remaining, -d.window))
+    blocking = max(decisions, key=lambda d: d.retry_after)
+    return Decision(
+        allowed=False,
+        limit=blocking.limit,
+        remaining=0,
+        reset=max(blocking.reset, blocking.retry_after),
+        retry_after=max(1, blocking.retry_after),
+        window=blocking.window,
+    )
 
 
 def _ms(seconds: float) -> int:

@@ -19,14 +19,14 @@ Every Redis failure surfaces as :class:`~shared.errors.StoreUnavailable`.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 import redis
 
+from shared.batch import Batch, Staged, redis_errors, run_alone
 from shared.errors import StoreUnavailable
 from shared.models import TaskStatus, go_json
 
@@ -56,16 +56,6 @@ class TaskView:
     summary: dict[str, Any]
 
 
-@contextmanager
-def _redis_errors() -> Iterator[None]:
-    try:
-        yield
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise StoreUnavailable(f"Redis unavailable: {exc.__class__.__name__}") from exc
-    except redis.RedisError as exc:
-        raise StoreUnavailable(f"Redis error: {exc.__class__.__name__}") from exc
-
-
 class TaskStore:
     """Reads and writes task state; one instance per process, safe to share between threads."""
 
@@ -80,7 +70,7 @@ class TaskStore:
 
     def run(self, operation: Callable[[], T]) -> T:
         """Run a Redis operation, turning connection failures into StoreUnavailable."""
-        with _redis_errors():
+        with redis_errors():
             return operation()
 
     # --- intake -------------------------------------------------------------------------------
@@ -94,17 +84,46 @@ class TaskStore:
         summary: dict[str, Any],
     ) -> float | None:
         """Record a new task as ``processing``; return the average processing time in ms, if known."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.set(self.key("task:status", message_id), TaskStatus.PROCESSING, ex=self.ttl.status)
+        return run_alone(
+            self.client,
+            lambda batch: self.stage_accept(
+                batch,
+                message_id,
+                user_number=user_number,
+                provider=provider,
+                callback_url=callback_url,
+                summary=summary,
+            ),
+        )
+
+    def stage_accept(
+        self,
+        batch: Batch,
+        message_id: str,
+        *,
+        user_number: str,
+        provider: str,
+        callback_url: str | None,
+        summary: dict[str, Any],
+    ) -> Staged[float | None]:
+        """:meth:`accept` as part of a larger :class:`Batch`."""
+        ttl = self.ttl.status
         metadata = go_json({"user_number": user_number, "provider": provider})
-        pipe.set(self.key("task:metadata", message_id), metadata, ex=self.ttl.status)
-        pipe.set(self.key("task:summary", message_id), go_json(summary), ex=self.ttl.status)
-        if callback_url:
-            pipe.set(self.key("callback:url", message_id), callback_url, ex=self.ttl.status)
-        pipe.get(self.prefix + "stats:processing_ms")
-        replies = self.run(pipe.execute)
-        average = replies[-1]
-        return float(average) if average else None
+
+        def add(pipe: Any) -> None:
+            pipe.set(self.key("task:status", message_id), TaskStatus.PROCESSING, ex=ttl)
+            pipe.set(self.key("task:metadata", message_id), metadata, ex=ttl)
+            pipe.set(self.key("task:summary", message_id), go_json(summary), ex=ttl)
+            if callback_url:
+                pipe.set(self.key("callback:url", message_id), callback_url, ex=ttl)
+            pipe.get(self.prefix + "stats:processing_ms")
+
+        return batch.stage(add, lambda replies: float(replies[-1]) if replies[-1] else None)
+
+    def forget(self, message_id: str) -> None:
+        """Delete what :meth:`accept` wrote, for a message refused before it was queued."""
+        kinds = ("task:status", "task:metadata", "task:summary", "callback:url", "task:stream")
+        self.run(lambda: self.client.delete(*(self.key(kind, message_id) for kind in kinds)))
 
     def claim_idempotency(self, client: str, key: str, message_id: str, *, ttl: int) -> dict[str, Any] | None:
         """Claim ``key`` for ``message_id`` (SET NX); return the earlier claim when one exists."""

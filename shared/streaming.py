@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from shared.batch import Batch, Staged, run_alone
 from shared.errors import StoreUnavailable
 from shared.providers.base import Chunk
 from shared.store import TaskStore
@@ -74,22 +75,36 @@ class TaskEvents:
     # --- writing --------------------------------------------------------------------------------
     def append(self, message_id: str, event: str, data: dict[str, Any]) -> str | None:
         """Add one event; its entry id, or ``None`` when disabled or Redis failed (logged)."""
-        if not self.enabled:
-            return None
-        key = self.key(message_id)
-        fields = {"event": event, "data": json.dumps(data, ensure_ascii=False, separators=(",", ":"))}
-        pipe = self.store.client.pipeline(transaction=True)
-        pipe.xadd(key, fields, maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
-        pipe.expire(key, self.store.ttl.status)
         try:
-            entry_id, _ = self.store.run(pipe.execute)
+            return run_alone(
+                self.store.client, lambda batch: self.stage_append(batch, message_id, event, data)
+            )
         except StoreUnavailable as exc:
             log.warning("could not write a stream event", extra={"message_id": message_id, "error": str(exc)})
             return None
-        return str(entry_id)
+
+    def stage_append(
+        self, batch: Batch, message_id: str, event: str, data: dict[str, Any]
+    ) -> Staged[str | None]:
+        """:meth:`append` as part of a larger :class:`Batch` (whose failure is the caller's)."""
+        if not self.enabled:
+            return batch.stage(lambda pipe: None, lambda replies: None)
+        key = self.key(message_id)
+        fields = {"event": event, "data": json.dumps(data, ensure_ascii=False, separators=(",", ":"))}
+        ttl = self.store.ttl.status
+
+        def add(pipe: Any) -> None:
+            pipe.xadd(key, fields, maxlen=self.maxlen, approximate=True)
+            pipe.expire(key, ttl)
+
+        return batch.stage(add, lambda replies: str(replies[0]))
 
     def status(self, message_id: str, status: str, **extra: Any) -> None:
         self.append(message_id, STATUS, {"status": status, **extra})
+
+    def stage_status(self, batch: Batch, message_id: str, status: str) -> None:
+        """:meth:`status` as part of a larger :class:`Batch`."""
+        self.stage_append(batch, message_id, STATUS, {"status": status})
 
     def finish(self, message_id: str, status: str, body: dict[str, Any]) -> None:
         """The final ``completed``/``failed`` event, carrying the poll body."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -53,8 +54,23 @@ def test_bundle_holds_main_shared_and_requirements(bundles: Path, function: str)
         assert {"main.py", "requirements.txt", "shared/__init__.py", "shared/config.py"} <= set(names)
         assert archive.read("main.py") == (REPO / "functions" / function / "main.py").read_bytes()
         assert archive.read("requirements.txt") == (REPO / "requirements.txt").read_bytes()
-        assert not [n for n in names if n.endswith((".pyc", ".pyo")) or "__pycache__" in n]
+        assert not [n for n in names if n.endswith(".pyc") and "__pycache__/" not in n]
         assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_bundle_ships_checked_hash_bytecode_of_its_own_sources(bundles: Path, function: str) -> None:
+    """Every module has bytecode that is valid after unzipping (hash, not mtime) and matches its source."""
+    with zipfile.ZipFile(bundles / f"{function}.zip") as archive:
+        names = set(archive.namelist())
+        sources = sorted(n for n in names if n.endswith(".py"))
+        compiled = {n for n in names if n.endswith(".pyc")}
+        assert compiled == {importlib.util.cache_from_source(n) for n in sources}
+        for name in sources:
+            pyc = archive.read(importlib.util.cache_from_source(name))
+            assert pyc[:4] == importlib.util.MAGIC_NUMBER
+            assert int.from_bytes(pyc[4:8], "little") == 0b11, f"{name}: not checked-hash bytecode"
+            assert pyc[8:16] == importlib.util.source_hash(archive.read(name)), f"{name}: stale bytecode"
 
 
 def test_bundles_are_byte_for_byte_reproducible(bundles: Path, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from shared.ratelimit import RateLimiter, Window
 from shared.store import TaskStore, build_redis, cluster_url
 from tests.cluster import redis_cluster
 from tests.conftest import start_stack
-from tests.helpers import api, poll_until_final, real_settings
+from tests.helpers import api, poll_until_final, real_settings, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -128,6 +128,8 @@ def test_message_travels_end_to_end_on_the_cluster(cluster_stack: LocalStack, ru
     )
     assert accepted.status_code == 202, accepted.text
     message_id = accepted.json()["message_id"]
+    # The stack allows 3 requests per minute per group, polls included: wait in Redis, then poll once.
+    wait_for(lambda: store.client.get(f"{run_id}:task:status:{message_id}") == "completed" or None)
     result = poll_until_final(cluster_stack.base_url, message_id)
     assert result["status"] == "completed"
     assert result["content"] == "Você disse: Olá cluster"

@@ -203,6 +203,20 @@ def test_per_number_limit(make_gateway):
     assert runtime.broker.depth() == 4
 
 
+def test_number_limit_refusal_leaves_no_record_and_no_gap_in_the_order(make_gateway):
+    """The refused message was recorded in the same round trip as the limit check: it is withdrawn."""
+    client, runtime = make_gateway(rate_limit_per_user_number_per_minute=1)
+    assert post(client, {"user_number": "5521988887777", "message": "oi"}).status_code == 202
+    assert post(client, {"user_number": "5521988887777", "message": "de novo"}).status_code == 429
+    redis_client, store = runtime.store.client, runtime.store
+    assert len(list(redis_client.scan_iter(match=store.key("task:status", "*")))) == 1
+    assert len(list(redis_client.scan_iter(match=store.key("task:summary", "*")))) == 1
+    assert len(list(redis_client.scan_iter(match=store.key("task:stream", "*")))) == 1
+    # Sequence 2 went to the refused message; it is settled so that message 3 will not wait for it.
+    assert redis_client.smembers(store.key("user:order:done", "{5521988887777}")) == {"2"}
+    assert runtime.broker.depth() == 1
+
+
 def test_duplicate_does_not_consume_the_number_budget(make_gateway):
     client, _ = make_gateway(rate_limit_per_user_number_per_minute=1)
     body = {"user_number": "5521988887777", "message": "oi"}
