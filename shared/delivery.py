@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import threading
 import time
 import uuid
@@ -261,7 +262,7 @@ class DeliveryGuard:
     def stage_assign(self, batch: Batch, user_number: str) -> Staged[Position]:
         """:meth:`assign` as part of a larger :class:`Batch`."""
         keys = self._keys(user_number)[:1]
-        args = [uuid.uuid4().hex[:12], int(self.ttl)]
+        args = [f"{random.getrandbits(48):012x}", int(self.ttl)]  # a new epoch, if the hash is new
         return batch.stage(
             lambda pipe: eval_script(pipe, _ASSIGN, keys, args),
             lambda replies: Position(str(replies[0][0]), int(replies[0][1])),

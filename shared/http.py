@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -134,9 +135,9 @@ class Router:
 
     def dispatch(self, request: flask.Request) -> flask.Response:
         started = time.perf_counter()
-        request_id = (request.headers.get("X-Request-ID") or "").strip()[:128] or str(uuid.uuid4())
+        request_id = (request.headers.get("X-Request-ID") or "").strip()[:128] or _correlation_id()
         if not request_id.isprintable():
-            request_id = str(uuid.uuid4())
+            request_id = _correlation_id()
         flask.g.request_id = request_id
         flask.g.identity = None
         endpoint = self.endpoint(request.path)
@@ -519,3 +520,9 @@ def validation_details(errors: list[Any]) -> list[dict[str, str]]:
             message = message[len("Value error, ") :]
         details.append({"field": location, "message": message})
     return details
+
+
+def _correlation_id() -> str:
+    """A UUIDv4-shaped request id from the process's PRNG: it correlates logs, it guards nothing,
+    so it does not need a system entropy call per request."""
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))

@@ -249,7 +249,11 @@ class Pipeline:
             reasoning_engine_id=message.reasoning_engine_id,
         )
         with tracing.span("agent_call", {"agent.provider": provider.name}, kind="client"):
-            return _Turn(stream_reply(provider, request, stream), transcript)
+            try:
+                return _Turn(stream_reply(provider, request, stream), transcript)
+            finally:
+                if stream is not None:
+                    stream.flush()  # the last chunks go before the final event
 
     def _complete(
         self, message: QueueMessage, turn: _Turn, started: float, members: list[QueueMessage]

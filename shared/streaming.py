@@ -23,6 +23,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,7 +92,7 @@ class TaskEvents:
         if not self.enabled:
             return batch.stage(lambda pipe: None, lambda replies: None)
         key = self.key(message_id)
-        fields = {"event": event, "data": json.dumps(data, ensure_ascii=False, separators=(",", ":"))}
+        fields = _fields(event, data)
         ttl = self.store.ttl.status
 
         def add(pipe: Any) -> None:
@@ -98,6 +100,23 @@ class TaskEvents:
             pipe.expire(key, ttl)
 
         return batch.stage(add, lambda replies: str(replies[0]))
+
+    def append_many(self, message_id: str, events: list[tuple[str, dict[str, Any]]]) -> None:
+        """Add several events in order, in one round trip (best effort, like :meth:`append`)."""
+        if not self.enabled or not events:
+            return
+        key = self.key(message_id)
+        ttl = self.store.ttl.status
+
+        def add(pipe: Any) -> None:
+            for event, data in events:
+                pipe.xadd(key, _fields(event, data), maxlen=self.maxlen, approximate=True)
+            pipe.expire(key, ttl)
+
+        try:
+            run_alone(self.store.client, lambda batch: batch.stage(add, lambda replies: None))
+        except StoreUnavailable as exc:
+            log.warning("could not write stream events", extra={"message_id": message_id, "error": str(exc)})
 
     def status(self, message_id: str, status: str, **extra: Any) -> None:
         self.append(message_id, STATUS, {"status": status, **extra})
@@ -156,6 +175,10 @@ class TaskEvents:
         return [_event(str(entry_id), fields) for entry_id, fields in entries or []]
 
 
+def _fields(event: str, data: dict[str, Any]) -> dict[str, str]:
+    return {"event": event, "data": json.dumps(data, ensure_ascii=False, separators=(",", ":"))}
+
+
 def _event(entry_id: str, fields: Any) -> Event:
     try:
         data = json.loads(fields.get("data") or "{}")
@@ -165,17 +188,58 @@ def _event(entry_id: str, fields: Any) -> Event:
 
 
 class TurnWriter:
-    """The chunk sink the worker hands to the provider for one turn."""
+    """The chunk sink the worker hands to the provider for one turn.
 
-    def __init__(self, events: TaskEvents, message_id: str) -> None:
+    The first chunk is written at once (time to first token); chunks arriving within
+    ``coalesce_s`` of the last write wait and go together, each still its own stream event, in one
+    Redis round trip. A timer writes what waits if the provider pauses; :meth:`flush` (end of the
+    turn) and any status or reset write it first, so events keep their order.
+    """
+
+    def __init__(self, events: TaskEvents, message_id: str, *, coalesce_s: float = 0.05) -> None:
         self.events = events
         self.message_id = message_id
+        self.coalesce_s = coalesce_s
+        self._waiting: list[tuple[str, dict[str, Any]]] = []
+        self._last_write = 0.0
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
 
     def __call__(self, chunk: Chunk) -> None:
         if chunk.kind == "reset":
-            self.events.append(self.message_id, RESET, {"reason": "retry"})
+            self._write_after_waiting(RESET, {"reason": "retry"})
         elif chunk.text:
-            self.events.append(self.message_id, CHUNK, {"type": chunk.kind, "text": chunk.text})
+            self._add(CHUNK, {"type": chunk.kind, "text": chunk.text})
 
     def status(self, status: str, **extra: Any) -> None:
-        self.events.status(self.message_id, status, **extra)
+        self._write_after_waiting(STATUS, {"status": status, **extra})
+
+    def flush(self) -> None:
+        """Write the chunks that wait (the turn ended, or the timer fired)."""
+        with self._lock:
+            self._write_waiting()
+
+    def _add(self, event: str, data: dict[str, Any]) -> None:
+        with self._lock:
+            self._waiting.append((event, data))
+            if time.monotonic() - self._last_write >= self.coalesce_s:
+                self._write_waiting()
+            elif self._timer is None:
+                self._timer = threading.Timer(self.coalesce_s, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _write_after_waiting(self, event: str, data: dict[str, Any]) -> None:
+        with self._lock:
+            self._waiting.append((event, data))
+            self._write_waiting()
+
+    def _write_waiting(self) -> None:
+        """Holding the lock: one round trip for everything that waits."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        waiting, self._waiting = self._waiting, []
+        if waiting:
+            self.events.append_many(self.message_id, waiting)
+            self._last_write = time.monotonic()

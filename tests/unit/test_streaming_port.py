@@ -22,6 +22,7 @@ from shared.providers.mock import MockProvider, word_chunks
 from shared.providers.resilience import FallbackChain, ResilientProvider
 from shared.store import TaskStore
 from shared.streaming import TaskEvents, TurnWriter
+from tests.helpers import wait_for
 
 REQUEST = AgentRequest("5521", "um dois", "m1")
 
@@ -162,11 +163,39 @@ def test_stream_is_bounded_and_expires_with_the_task_status() -> None:
     writer = TurnWriter(events, "m2")
     for index in range(1000):
         writer(Chunk("text", str(index)))
+    writer.flush()
     client = events.store.client
     assert client.xlen(events.key("m2")) < 200  # MAXLEN ~ 100 trims by whole nodes
     assert 0 < client.ttl(events.key("m2")) <= events.store.ttl.status
     last = events.all("m2")[-1]
     assert last.data == {"type": "text", "text": "999"}
+
+
+def test_chunks_are_coalesced_but_each_stays_an_event_in_order() -> None:
+    events = events_on_fakeredis()
+    writer = TurnWriter(events, "m4", coalesce_s=0.2)
+    writer(Chunk("text", "Olá"))
+    assert [e.data["text"] for e in events.all("m4")] == ["Olá"]  # the first chunk goes at once
+    writer(Chunk("text", " mundo"))
+    writer(Chunk("text", "!"))
+    assert len(events.all("m4")) == 1  # the next ones wait for the window...
+    writer.status("transcribed")  # ...and a status writes them first, keeping the order
+    assert [(e.event, e.data.get("text")) for e in events.all("m4")] == [
+        ("chunk", "Olá"),
+        ("chunk", " mundo"),
+        ("chunk", "!"),
+        ("status", None),
+    ]
+
+
+def test_waiting_chunks_are_written_when_the_provider_pauses() -> None:
+    events = events_on_fakeredis()
+    writer = TurnWriter(events, "m5", coalesce_s=0.05)
+    writer(Chunk("text", "a"))
+    writer(Chunk("text", "b"))
+    assert len(events.all("m5")) == 1
+    wait_for(lambda: len(events.all("m5")) == 2 or None, timeout=2)
+    assert [e.data["text"] for e in events.all("m5")] == ["a", "b"]
 
 
 def test_disabled_events_write_nothing() -> None:
