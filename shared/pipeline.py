@@ -30,7 +30,7 @@ from shared.metrics import ORDER_SKIPS
 from shared.models import MessageType, QueueMessage, TaskStatus
 from shared.providers.base import AgentProvider, AgentReply, AgentRequest, HistoryMessage, stream_reply
 from shared.results import task_body
-from shared.store import TaskStore
+from shared.store import TaskStore, TaskView
 from shared.streaming import TaskEvents
 from shared.transcription import Transcript
 from shared.transform import build_result_data
@@ -283,15 +283,17 @@ class Pipeline:
             turn_ids = [m.id for m in [message, *members]]
             for member in members:
                 member_summary = {**summary, "combined_with": [i for i in turn_ids if i != member.id]}
-                self.store.save_result(
+                written = self.store.save_result(
                     member.id, user_number=message.user_number, data=data, summary=member_summary
                 )
-                self._publish_final(member.id, TaskStatus.COMPLETED)
-                self._call_back(member, TaskStatus.COMPLETED)
+                self._publish_final(member.id, TaskStatus.COMPLETED, written)
+                self._call_back(member, TaskStatus.COMPLETED, written)
             summary["combined_with"] = turn_ids[1:]
         with tracing.span("result_storage"):
-            self.store.save_result(message.id, user_number=message.user_number, data=data, summary=summary)
-        self._publish_final(message.id, TaskStatus.COMPLETED)
+            written = self.store.save_result(
+                message.id, user_number=message.user_number, data=data, summary=summary
+            )
+        self._publish_final(message.id, TaskStatus.COMPLETED, written)
         self._observe(TaskStatus.COMPLETED, "", summary)
         log.info(
             "message completed",
@@ -301,7 +303,7 @@ class Pipeline:
                 "processing_time_ms": summary["processing_time_ms"],
             },
         )
-        self._call_back(message, TaskStatus.COMPLETED)
+        self._call_back(message, TaskStatus.COMPLETED, written)
 
     def _fail(self, message: QueueMessage, exc: PermanentError, started: float, attempt: int) -> None:
         log.warning(
@@ -317,18 +319,18 @@ class Pipeline:
         self._observe(TaskStatus.FAILED, exc.error_code, timing)
         self._call_back(message, TaskStatus.FAILED)
 
-    def _publish_final(self, message_id: str, status: str) -> None:
+    def _publish_final(self, message_id: str, status: str, task: TaskView | None = None) -> None:
         """The stream's last event: the same body the poll endpoint now answers."""
         if self.events is None:
             return
-        task = self.store.read_task(message_id)
+        task = task or self.store.read_task(message_id)
         if task is not None:
             self.events.finish(message_id, status, task_body(message_id, task))
 
-    def _call_back(self, message: QueueMessage, status: str) -> None:
+    def _call_back(self, message: QueueMessage, status: str, task: TaskView | None = None) -> None:
         if self.callbacks is None:
             return
-        task = self.store.read_task(message.id)
+        task = task or self.store.read_task(message.id)
         if task is None:
             return
         payload = result_payload(message.id, status, task_body(message.id, task))

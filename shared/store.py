@@ -26,13 +26,22 @@ from typing import Any, TypeVar, cast
 
 import redis
 
-from shared.batch import Batch, Staged, redis_errors, run_alone
+from shared.batch import Batch, Staged, eval_script, redis_errors, run_alone
 from shared.errors import StoreUnavailable
 from shared.models import TaskStatus, go_json
 
 T = TypeVar("T")
 
 _AVERAGE_WEIGHT = 0.2  # weight of the newest sample in the processing-time moving average
+
+# KEYS: the average. ARGV: sample ms, weight of the sample, ttl.  One round trip, no lost update.
+_MOVING_AVERAGE = """
+local current = redis.call('GET', KEYS[1])
+local average = tonumber(ARGV[1])
+if current then average = (1 - tonumber(ARGV[2])) * tonumber(current) + tonumber(ARGV[2]) * average end
+redis.call('SET', KEYS[1], string.format('%.1f', average), 'EX', ARGV[3])
+return tostring(average)
+"""
 
 
 @dataclass(frozen=True)
@@ -186,8 +195,9 @@ class TaskStore:
         user_number: str,
         data: dict[str, Any],
         summary: dict[str, Any],
-    ) -> None:
-        """Store the result, then flip the status to ``completed`` (the Go order)."""
+    ) -> TaskView:
+        """Store the result, then flip the status to ``completed`` (the Go order); return the task
+        as :meth:`read_task` would now read it (the final event and the callback need no re-read)."""
         merged = self.read_summary(message_id)
         merged.update(summary)
         merged["finished_at"] = _now()
@@ -201,19 +211,15 @@ class TaskStore:
             datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             ex=self.ttl.user_activity,
         )
-        self.run(pipe.execute)
         if isinstance(merged.get("processing_time_ms"), int | float):
-            self._record_processing_time(float(merged["processing_time_ms"]))
-
-    def _record_processing_time(self, sample_ms: float) -> None:
-        key = self.prefix + "stats:processing_ms"
-        current = self.run(lambda: self.client.get(key))
-        average = (
-            sample_ms
-            if current is None
-            else ((1 - _AVERAGE_WEIGHT) * float(current) + _AVERAGE_WEIGHT * sample_ms)
+            sample = float(merged["processing_time_ms"])
+            keys = [self.prefix + "stats:processing_ms"]
+            eval_script(pipe, _MOVING_AVERAGE, keys, [sample, _AVERAGE_WEIGHT, self.ttl.thread])
+        self.run(pipe.execute)
+        written, unreadable = _decode_result(double_encoded)
+        return TaskView(
+            status=TaskStatus.COMPLETED, data=written, data_unreadable=unreadable, error=None, summary=merged
         )
-        self.run(lambda: self.client.set(key, f"{average:.1f}", ex=self.ttl.thread))
 
     def touch_thread(self, user_number: str, *, new_messages: int) -> dict[str, Any]:
         """Get or create the user's thread record and count the messages sent to it."""
