@@ -79,6 +79,7 @@ class _Secret:
     digest: bytes
     role: Role
     client: str
+    length: int  # characters, so that log redaction hashes only words of a secret's length
 
 
 def _digest(secret: str) -> bytes:
@@ -104,7 +105,7 @@ def _parse_entries(setting: str, entries: list[str], kind: str) -> list[_Secret]
             )
         digest = _digest(secret.strip())
         client = f"{kind}:{name}" if name else f"{kind}:{digest.hex()[:16]}"
-        parsed.append(_Secret(digest, role, client))
+        parsed.append(_Secret(digest, role, client, len(secret.strip())))
     return parsed
 
 
@@ -121,7 +122,7 @@ class Authenticator:
         admin_token = settings.api_token.get_secret_value().strip()
         if admin_token:
             digest = _digest(admin_token)
-            self.tokens.append(_Secret(digest, Role.ADMIN, f"token:{digest.hex()[:16]}"))
+            self.tokens.append(_Secret(digest, Role.ADMIN, f"token:{digest.hex()[:16]}", len(admin_token)))
         self.tokens += _parse_entries("API_TOKENS", settings.api_tokens, "token")
         self.keys = _parse_entries("API_KEYS", settings.api_keys, "key")
         self.jwt_keys: dict[str, Any] = {}
@@ -130,12 +131,12 @@ class Authenticator:
             if len(jwt_secret.encode()) < 32:
                 raise ConfigError("JWT_SECRET: must be at least 32 bytes for HS256")
             self.jwt_keys["HS256"] = jwt_secret
-            register_secret_digest(_digest(jwt_secret))
+            register_secret_digest(_digest(jwt_secret), len(jwt_secret))
         self.jwks: Any = None  # jwt.PyJWKSet, imported only when JWTs are configured
         if settings.jwt_public_key_file:
             self._load_public_key(settings.jwt_public_key_file)
         for secret in self.tokens + self.keys:
-            register_secret_digest(secret.digest)
+            register_secret_digest(secret.digest, secret.length)
 
     def _load_public_key(self, path: str) -> None:
         import jwt  # PyJWT and cryptography load only where JWTs are configured (cold start)

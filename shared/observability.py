@@ -73,30 +73,41 @@ _SENSITIVE_KEYS = re.compile(r"(?i)authorization|api[_-]?key|token|secret|passwo
 _PHONE_KEYS = re.compile(r"(?i)^(user_number|phone|phone_number|from|to|wa_id|thread_id|user_id)$")
 _RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
+# Cheap test for "could one of _SECRET_PATTERNS match here": most log values (ids, names, numbers)
+# contain none of these words, and one search is cheaper than three substitutions.
+_SECRET_HINT = re.compile(r"(?i)bearer|://|key|token|secret|password|authorization|jwt")
+
 # SHA-256 digests of the configured secrets (registered by shared.auth): a long word in a log record
-# whose digest is one of them is masked, even when no pattern around it gives it away.
+# whose digest is one of them is masked, even when no pattern around it gives it away. Only words of
+# a registered length are hashed (ids of other lengths in every record cost nothing).
 _SECRET_DIGESTS: set[bytes] = set()
+_SECRET_LENGTHS: set[int] = set()
 
 
-def register_secret_digest(digest: bytes) -> None:
+def register_secret_digest(digest: bytes, length: int) -> None:
+    """Mask any word of ``length`` characters whose SHA-256 is ``digest``."""
     _SECRET_DIGESTS.add(digest)
+    _SECRET_LENGTHS.add(length)
 
 
 def redact(text: str) -> str:
     """Mask credentials in ``text`` (URLs with passwords, bearer tokens, key=value secrets, JWTs,
     configured secrets)."""
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(lambda m: m.group(1) + "***" + (m.group(2) if m.lastindex == 2 else ""), text)
-    text = _JWT.sub("***", text)
-    if _SECRET_DIGESTS:
+    if _SECRET_HINT.search(text):
+        for pattern in _SECRET_PATTERNS:
+            text = pattern.sub(lambda m: m.group(1) + "***" + (m.group(2) if m.lastindex == 2 else ""), text)
+    if "eyJ" in text:
+        text = _JWT.sub("***", text)
+    if _SECRET_DIGESTS and len(text) >= min(_SECRET_LENGTHS):
         text = _LONG_WORD.sub(_mask_known_secret, text)
     return text
 
 
 def _mask_known_secret(match: re.Match[str]) -> str:
     word = match.group(0)
-    candidates = {word, word.strip(".,:;=")}
-    for candidate in candidates:
+    for candidate in {word, word.strip(".,:;=")}:
+        if len(candidate) not in _SECRET_LENGTHS:
+            continue
         if hashlib.sha256(candidate.encode()).digest() in _SECRET_DIGESTS:
             return "***"
     return word
