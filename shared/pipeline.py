@@ -102,16 +102,21 @@ class Pipeline:
         if admission is None:
             return self._passed(message)
         with holding(admission):
-            # Re-check under the lease: a concurrent attempt may have finished just before we took it.
-            finished = self._already_final(message, call_back=False)
-            if finished is not None:
-                self._settle(message)
-                return finished
-            return self._process(message, attempt, admission)
+            # Re-check under the lease, in the same step that marks the task processing: a concurrent
+            # attempt may have finished just before we took it.
+            if self.store.begin(message.id) is not None:
+                finished = self._already_final(message, call_back=False)
+                if finished is not None:
+                    self._settle(message)
+                    return finished
+            return self._process(message, attempt, admission, begun=True)
 
-    def _process(self, message: QueueMessage, attempt: int, admission: Admission | None) -> Outcome:
+    def _process(
+        self, message: QueueMessage, attempt: int, admission: Admission | None, *, begun: bool = False
+    ) -> Outcome:
         started = time.monotonic()
-        self.store.mark_processing(message.id)
+        if not begun:
+            self.store.mark_processing(message.id)
         members = self._burst(message, admission)
         try:
             turn = self._take_turn(message, members)

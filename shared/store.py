@@ -34,6 +34,14 @@ T = TypeVar("T")
 
 _AVERAGE_WEIGHT = 0.2  # weight of the newest sample in the processing-time moving average
 
+# KEYS: task status. ARGV: completed, failed, processing, ttl.  -> the final status, or false
+_BEGIN = """
+local status = redis.call('GET', KEYS[1])
+if status == ARGV[1] or status == ARGV[2] then return status end
+redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[4])
+return false
+"""
+
 # KEYS: the average. ARGV: sample ms, weight of the sample, ttl.  One round trip, no lost update.
 _MOVING_AVERAGE = """
 local current = redis.call('GET', KEYS[1])
@@ -159,6 +167,21 @@ class TaskStore:
         return str(value) if value is not None else None
 
     # --- worker -------------------------------------------------------------------------------
+    def begin(self, message_id: str) -> str | None:
+        """Mark the task ``processing`` unless it is already final; return the final status if so.
+
+        One atomic step instead of a read and a write: nothing can finish the task in between.
+        """
+        key = self.key("task:status", message_id)
+        args: list[str | int] = [
+            TaskStatus.COMPLETED,
+            TaskStatus.FAILED,
+            TaskStatus.PROCESSING,
+            self.ttl.status,
+        ]
+        final = self.run(lambda: self.client.eval(_BEGIN, 1, key, *args))
+        return str(final) if final else None
+
     def mark_processing(self, message_id: str, *, error: str | None = None) -> None:
         """(Re)start a task; a transient error of a previous attempt is kept for debugging."""
         pipe = self.client.pipeline(transaction=False)

@@ -133,27 +133,26 @@ class TaskEvents:
         """Start (or restart, on redelivery) the agent turn of a task: ``status: processing``.
 
         When a previous delivery left chunks behind (it failed transiently mid-stream), a ``reset``
-        is written first so that clients drop them.
+        is written first so that clients drop them. Both happen in one script (one round trip).
         """
         writer = TurnWriter(self, message_id)
-        if self.enabled and self._has_dangling_chunks(message_id):
-            self.append(message_id, RESET, {"reason": "redelivered"})
-        self.status(message_id, "processing")
-        return writer
-
-    def _has_dangling_chunks(self, message_id: str) -> bool:
-        """Whether the newest chunk/reset event of the stream is a chunk (status events skipped)."""
+        if not self.enabled:
+            return writer
+        args: list[str | int] = [
+            CHUNK,
+            RESET,
+            *sorted(FINAL_EVENTS),
+            _fields(RESET, {"reason": "redelivered"})["data"],
+            _fields(STATUS, {"status": "processing"})["data"],
+            STATUS,
+            self.maxlen,
+            self.store.ttl.status,
+        ]
         try:
-            entries: Any = self.store.run(lambda: self.store.client.xrevrange(self.key(message_id), count=50))
-        except StoreUnavailable:
-            return False
-        for _, fields in entries or []:
-            kind = fields.get("event")
-            if kind == CHUNK:
-                return True
-            if kind in (RESET, *FINAL_EVENTS):
-                return False
-        return False
+            self.store.run(lambda: self.store.client.eval(_TURN, 1, self.key(message_id), *args))
+        except StoreUnavailable as exc:
+            log.warning("could not write a stream event", extra={"message_id": message_id, "error": str(exc)})
+        return writer
 
     # --- reading --------------------------------------------------------------------------------
     def read(
@@ -173,6 +172,26 @@ class TaskEvents:
     def all(self, message_id: str) -> list[Event]:
         entries: Any = self.store.run(lambda: self.store.client.xrange(self.key(message_id)))
         return [_event(str(entry_id), fields) for entry_id, fields in entries or []]
+
+
+# KEYS: the stream. ARGV: chunk, reset, completed, failed (event names), reset data, status data,
+# status event name, maxlen, ttl. A reset when the newest chunk/reset/final event is a chunk (a
+# delivery failed mid-stream), then the ``processing`` status.
+_TURN = """
+local dangling = false
+for _, entry in ipairs(redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 50)) do
+  local fields, kind = entry[2], nil
+  for i = 1, #fields, 2 do if fields[i] == 'event' then kind = fields[i + 1] end end
+  if kind == ARGV[1] then dangling = true break end
+  if kind == ARGV[2] or kind == ARGV[3] or kind == ARGV[4] then break end
+end
+if dangling then
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[8], '*', 'event', ARGV[2], 'data', ARGV[5])
+end
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[8], '*', 'event', ARGV[7], 'data', ARGV[6])
+redis.call('EXPIRE', KEYS[1], ARGV[9])
+return dangling and 1 or 0
+"""
 
 
 def _fields(event: str, data: dict[str, Any]) -> dict[str, str]:

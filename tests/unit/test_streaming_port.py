@@ -158,6 +158,16 @@ def test_a_redelivered_turn_resets_chunks_left_by_the_failed_delivery() -> None:
     ]
 
 
+def test_chunks_before_a_final_event_are_not_reset() -> None:
+    events = events_on_fakeredis()
+    writer = events.turn("m6")
+    writer(Chunk("text", "resposta"))
+    writer.flush()
+    events.finish("m6", "completed", {"status": "completed"})
+    events.turn("m6")  # a duplicate delivery of a finished message
+    assert [e.event for e in events.all("m6")] == ["status", "chunk", "completed", "status"]
+
+
 def test_stream_is_bounded_and_expires_with_the_task_status() -> None:
     events = events_on_fakeredis()
     writer = TurnWriter(events, "m2")

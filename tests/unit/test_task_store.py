@@ -35,3 +35,15 @@ def test_processing_time_is_a_moving_average_used_for_the_wait_estimate() -> Non
     tasks.save_result("m2", user_number="5521999990000", data={}, summary={"processing_time_ms": 2000})
     assert accept(tasks, "m3") == 1200.0  # 0.8 x 1000 + 0.2 x 2000
     assert 0 < tasks.client.ttl("t:stats:processing_ms") <= tasks.ttl.thread
+
+
+def test_begin_marks_processing_unless_the_task_is_already_final() -> None:
+    tasks = store()
+    accept(tasks, "m1")
+    assert tasks.begin("m1") is None and tasks.task_status("m1") == "processing"
+    assert tasks.begin("unknown") is None and tasks.task_status("unknown") == "processing"  # Go's messages
+    tasks.save_result("m1", user_number="5521999990000", data={}, summary={})
+    assert tasks.begin("m1") == "completed" and tasks.task_status("m1") == "completed"
+    accept(tasks, "m2")
+    tasks.mark_failed("m2", error="agent refused", error_code="AGENT_ERROR")
+    assert tasks.begin("m2") == "failed" and tasks.task_status("m2") == "failed"
