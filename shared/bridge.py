@@ -67,9 +67,14 @@ class Sink(Protocol):
 class HttpSink:
     """POST the envelope to the worker function (with an OIDC identity token in GCP)."""
 
-    def __init__(self, url: str, *, timeout: float, audience: str = "") -> None:
+    def __init__(self, url: str, *, timeout: float, audience: str = "", connections: int = 20) -> None:
         self._url = url
-        self._client = httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0))
+        # One kept-alive connection per delivery in flight: httpx keeps only 20 by default, so with
+        # MAX_PARALLEL above that most deliveries opened (and the worker accepted) a new connection.
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=5.0),
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+        )
         self._tokens = _IdentityTokens(audience) if audience else None
 
     def deliver(self, envelope: PushEnvelope) -> int:

@@ -192,7 +192,12 @@ def build_sink(settings: Settings) -> Sink:
         return PubSubSink(settings.pubsub_topic)
     if not settings.worker_url:
         raise ConfigError("WORKER_URL: required for BRIDGE_SINK=http (the worker function's URL)")
-    return HttpSink(settings.worker_url, timeout=settings.worker_timeout, audience=settings.worker_audience)
+    return HttpSink(
+        settings.worker_url,
+        timeout=settings.worker_timeout,
+        audience=settings.worker_audience,
+        connections=settings.max_parallel,
+    )
 
 
 def build_bridge_consumer(runtime: Runtime) -> RabbitConsumer | MemoryConsumer:
