@@ -22,8 +22,6 @@ from shared.errors import StoreUnavailable
 
 T = TypeVar("T")
 
-_UNSET: list[Any] = []
-
 
 @contextmanager
 def redis_errors() -> Iterator[None]:
@@ -41,7 +39,7 @@ class Batch:
 
     def __init__(self, client: redis.Redis) -> None:
         self.pipe = client.pipeline(transaction=False)
-        self._replies: list[Any] = _UNSET
+        self._replies: list[Any] | None = None
 
     def stage(self, add: Callable[[Any], object], parse: Callable[[list[Any]], T]) -> Staged[T]:
         """Queue the commands ``add`` puts on the pipeline; ``parse`` turns their replies into T."""
@@ -51,14 +49,11 @@ class Batch:
 
     def run(self) -> None:
         """Send every staged command; Redis failures become :class:`StoreUnavailable`."""
-        if not len(self.pipe):
-            self._replies = []
-            return
         with redis_errors():
             self._replies = self.pipe.execute()
 
     def replies(self, start: int, stop: int) -> list[Any]:
-        if self._replies is _UNSET:
+        if self._replies is None:
             raise RuntimeError("the batch has not run yet")
         return self._replies[start:stop]
 

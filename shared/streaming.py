@@ -77,34 +77,24 @@ class TaskEvents:
     # --- writing --------------------------------------------------------------------------------
     def append(self, message_id: str, event: str, data: dict[str, Any]) -> str | None:
         """Add one event; its entry id, or ``None`` when disabled or Redis failed (logged)."""
+        ids = self.append_many(message_id, [(event, data)])
+        return ids[0] if ids else None
+
+    def append_many(self, message_id: str, events: list[tuple[str, dict[str, Any]]]) -> list[str]:
+        """Add events in order, in one round trip; their entry ids (none when disabled or Redis
+        failed: stream events are best effort, the failure is logged)."""
         try:
-            return run_alone(
-                self.store.client, lambda batch: self.stage_append(batch, message_id, event, data)
-            )
+            return run_alone(self.store.client, lambda batch: self.stage_append(batch, message_id, events))
         except StoreUnavailable as exc:
-            log.warning("could not write a stream event", extra={"message_id": message_id, "error": str(exc)})
-            return None
+            log.warning("could not write stream events", extra={"message_id": message_id, "error": str(exc)})
+            return []
 
     def stage_append(
-        self, batch: Batch, message_id: str, event: str, data: dict[str, Any]
-    ) -> Staged[str | None]:
-        """:meth:`append` as part of a larger :class:`Batch` (whose failure is the caller's)."""
-        if not self.enabled:
-            return batch.stage(lambda pipe: None, lambda replies: None)
-        key = self.key(message_id)
-        fields = _fields(event, data)
-        ttl = self.store.ttl.status
-
-        def add(pipe: Any) -> None:
-            pipe.xadd(key, fields, maxlen=self.maxlen, approximate=True)
-            pipe.expire(key, ttl)
-
-        return batch.stage(add, lambda replies: str(replies[0]))
-
-    def append_many(self, message_id: str, events: list[tuple[str, dict[str, Any]]]) -> None:
-        """Add several events in order, in one round trip (best effort, like :meth:`append`)."""
+        self, batch: Batch, message_id: str, events: list[tuple[str, dict[str, Any]]]
+    ) -> Staged[list[str]]:
+        """:meth:`append_many` as part of a larger :class:`Batch` (whose failure is the caller's)."""
         if not self.enabled or not events:
-            return
+            return batch.stage(lambda pipe: None, lambda replies: [])
         key = self.key(message_id)
         ttl = self.store.ttl.status
 
@@ -113,17 +103,14 @@ class TaskEvents:
                 pipe.xadd(key, _fields(event, data), maxlen=self.maxlen, approximate=True)
             pipe.expire(key, ttl)
 
-        try:
-            run_alone(self.store.client, lambda batch: batch.stage(add, lambda replies: None))
-        except StoreUnavailable as exc:
-            log.warning("could not write stream events", extra={"message_id": message_id, "error": str(exc)})
+        return batch.stage(add, lambda replies: [str(entry_id) for entry_id in replies[:-1]])
 
     def status(self, message_id: str, status: str, **extra: Any) -> None:
         self.append(message_id, STATUS, {"status": status, **extra})
 
     def stage_status(self, batch: Batch, message_id: str, status: str) -> None:
         """:meth:`status` as part of a larger :class:`Batch`."""
-        self.stage_append(batch, message_id, STATUS, {"status": status})
+        self.stage_append(batch, message_id, [(STATUS, {"status": status})])
 
     def finish(self, message_id: str, status: str, body: dict[str, Any]) -> None:
         """The final ``completed``/``failed`` event, carrying the poll body."""
