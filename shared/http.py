@@ -342,11 +342,7 @@ def _audit_answer(
         return
     if policy.audit is None:
         return
-    resource = None
-    if response.is_json and status < 300:
-        body = response.get_json(silent=True)
-        if isinstance(body, dict) and isinstance(body.get("message_id"), str):
-            resource = f"message:{body['message_id']}"
+    resource = flask.g.get("audit_resource") if status < 300 else None
     result = "accepted" if status == 202 else "ok" if status < 400 else "refused"
     _audit(request, settings, policy.audit, result, status, client=client, resource=resource)
 
@@ -414,6 +410,11 @@ def _cors(request: flask.Request, response: flask.Response, settings: Settings) 
 
 def request_id() -> str:
     return str(flask.g.get("request_id", ""))
+
+
+def audit_message(message_id: str) -> None:
+    """Name the message the current request acted on in its audit record (``message:<id>``)."""
+    flask.g.audit_resource = f"message:{message_id}"
 
 
 def read_json_body(

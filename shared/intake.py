@@ -18,6 +18,7 @@ from shared.batch import Batch
 from shared.delivery import ORDER_EPOCH, ORDER_SEQ, Position
 from shared.errors import GatewayError, QueueUnavailable, StoreUnavailable, TransientError
 from shared.http import (
+    audit_message,
     current_identity,
     error_response,
     json_response,
@@ -205,6 +206,7 @@ def _queue(runtime: Runtime, incoming: WebhookRequest, message_id: str) -> flask
     metrics.observe_message(message_type.value, "accepted")
     runtime.guard.remember(queue_message, position)
     log.info("message accepted", extra={"message_id": message_id, "user_number": incoming.user_number})
+    audit_message(message_id)
     accepted = WebhookAccepted(
         message_id=message_id,
         polling_endpoint=f"{POLLING_PATH}?message_id={message_id}",
@@ -270,6 +272,7 @@ def _duplicate(runtime: Runtime, earlier: dict[str, Any]) -> flask.Response:
         )
         status = "processing" if recent else "expired"
     log.info("duplicate message suppressed", extra={"message_id": message_id})
+    audit_message(message_id)
     return json_response(
         {
             "message_id": message_id,

@@ -9,7 +9,7 @@ from typing import Any
 import flask
 
 from shared import tracing
-from shared.http import error_response, json_response
+from shared.http import audit_message, error_response, json_response
 from shared.models import TaskStatus, normalize_message_id
 from shared.observability import bind
 from shared.results import task_body
@@ -87,6 +87,7 @@ def get_task_status(request: flask.Request, runtime: Runtime) -> flask.Response:
     }
     if task.error:
         body["last_error"] = task.error
+    audit_message(message_id)
     return json_response(body)
 
 
