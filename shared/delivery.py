@@ -279,12 +279,11 @@ class DeliveryGuard:
             }
         )
         key = self._keys(message.user_number)[2]
+        batch = Batch(self.store.client)  # sent with other threads' batches, if any are waiting
+        batch.stage(lambda pipe: pipe.hset(key, str(position.seq), entry).expire(key, int(self.ttl)), list)
         try:
-            pipe = self.store.client.pipeline(transaction=False)
-            pipe.hset(key, str(position.seq), entry)
-            pipe.expire(key, int(self.ttl))
-            pipe.execute()
-        except redis.RedisError:
+            batch.run()
+        except StoreUnavailable:
             log.warning("could not remember a pending message", extra={"message_id": message.id})
 
     def settle(self, user_number: str, position: Position | None) -> None:
