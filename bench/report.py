@@ -53,6 +53,7 @@ def rows(results: dict[str, Any]) -> list[Row]:
     out = [
         Row("webhook throughput", web["webhook"]["throughput_rps"], 1000, "req/s", True),
         Row("webhook / bare throughput", web["webhook_to_bare_ratio"], 0.60, "ratio", True),
+        Row("floor / bare throughput (reference)", web["floor_to_bare_ratio"], 0.60, "ratio", True),
         Row(
             f"webhook p99 @ {web['fixed_rate']['webhook']['target_rate']:.0f} req/s",
             web["fixed_rate"]["webhook"]["p99_ms"],
@@ -100,7 +101,7 @@ def details(results: dict[str, Any]) -> str:
     """Side-by-side figures behind the table."""
     web = results["webhook"]
     lines = ["| run | req/s | p50 ms | p95 ms | p99 ms | errors |", "|---|---:|---:|---:|---:|---:|"]
-    for kind in ("bare", "webhook"):
+    for kind in ("bare", "floor", "webhook"):
         r = web[kind]
         lines.append(
             f"| {kind}, max throughput | {r['throughput_rps']:.0f} | {_fmt(r['p50_ms'])} "
@@ -172,8 +173,8 @@ def plot(results: dict[str, Any], directory: Path) -> list[Path]:
 def _plot_webhook(results: dict[str, Any], path: Path) -> Path:
     web = results["webhook"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    kinds = ["bare", "webhook"]
-    left.bar(kinds, [web[k]["throughput_rps"] for k in kinds], color=["#999999", "#1f77b4"])
+    kinds = ["bare", "floor", "webhook"]
+    left.bar(kinds, [web[k]["throughput_rps"] for k in kinds], color=["#999999", "#bbbbbb", "#1f77b4"])
     left.axhline(1000, color="red", linestyle="--", label="target 1000 req/s")
     left.set_ylabel("requests/s (2xx)")
     left.set_title("max throughput, same gunicorn settings")

@@ -33,6 +33,7 @@ FUNCTIONS: dict[str, tuple[str, str]] = {
     "worker": ("worker", "functions/worker/main.py"),
     "poll": ("poll", "functions/poll/main.py"),
     "bare": ("bare", "bench/bare/main.py"),
+    "floor": ("floor", "bench/floor/main.py"),
 }
 
 # Settings of features merged by others (auth, rate limiting) are passed through from the caller's
@@ -187,7 +188,7 @@ def compile_sources() -> None:
     sources; measuring with stale or missing caches (``PYTHONDONTWRITEBYTECODE`` is set on some
     machines) would time the compiler instead.
     """
-    for folder in ("shared", "functions", "bench/bare"):
+    for folder in ("shared", "functions", "bench/bare", "bench/floor"):
         compileall.compile_dir(
             ROOT / folder,
             quiet=1,

@@ -50,7 +50,8 @@ def test_smoke_run_writes_every_section(tmp_path: Path) -> None:
         for field in ("throughput_rps", "p50_ms", "p95_ms", "p99_ms"):
             assert _number(web[kind][field]), (kind, field)
             assert _number(web["fixed_rate"][kind][field]), ("fixed", kind, field)
-    assert _number(web["webhook_to_bare_ratio"])
+    assert web["floor"]["errors"] == 0 and _number(web["floor"]["throughput_rps"])
+    assert _number(web["webhook_to_bare_ratio"]) and _number(web["floor_to_bare_ratio"])
     for field in ("p50_ms", "p99_ms", "accepted", "completed"):
         assert _number(result["end_to_end"][field]), field
     for field in ("throughput_mps", "ideal_mps", "ratio_to_ideal"):
