@@ -35,7 +35,7 @@ class Plan:
     server_threads: int = 8
     throughput_duration: float = 10.0
     throughput_connections: int = 16
-    throughput_rounds: int = 2
+    throughput_rounds: int = 3
     fixed_rate: float = 500.0
     fixed_rate_duration: float = 20.0
     e2e_rate: float = 200.0
