@@ -102,8 +102,7 @@ class Staged(Generic[T]):
 class _GroupSender:
     """Sends the batches of one client's concurrent threads together (see the module docstring)."""
 
-    def __init__(self, client: redis.Redis) -> None:
-        self._client = client
+    def __init__(self) -> None:
         self._turn = threading.Condition()
         self._waiting: list[Batch] = []
         self._sending = False
@@ -130,12 +129,9 @@ class _GroupSender:
 
     def _send_group(self, group: list[Batch]) -> None:
         sizes = [len(batch.pipe) for batch in group]  # executing a pipeline empties it
-        if len(group) == 1:
-            pipe = group[0].pipe
-        else:
-            pipe = self._client.pipeline(transaction=False)
-            for batch in group:
-                pipe.command_stack.extend(batch.pipe.command_stack)
+        pipe = group[0].pipe  # carries the others' commands after its own
+        for batch in group[1:]:
+            pipe.command_stack.extend(batch.pipe.command_stack)
         try:
             replies = pipe.execute(raise_on_error=False)
         except Exception as exc:  # every batch of the group shares the failed round trip
@@ -148,6 +144,7 @@ class _GroupSender:
             offset += size
 
 
+# One sender per client, forgotten with the client (a sender holds no reference to it).
 _senders: weakref.WeakKeyDictionary[redis.Redis, _GroupSender] = weakref.WeakKeyDictionary()
 _senders_lock = threading.Lock()
 
@@ -156,7 +153,7 @@ def _sender_for(client: redis.Redis) -> _GroupSender:
     sender = _senders.get(client)
     if sender is None:
         with _senders_lock:
-            sender = _senders.setdefault(client, _GroupSender(client))
+            sender = _senders.setdefault(client, _GroupSender())
     return sender
 
 

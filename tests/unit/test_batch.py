@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -127,3 +129,12 @@ def test_a_batch_alone_goes_out_at_once(client: redis.Redis, trips: RoundTrips) 
     trips.hold.set()
     assert incr_twice(client, "solo")() == [1, [11, "11"]]
     assert trips.sizes == [3]
+
+
+def test_a_client_and_its_sender_are_freed_together() -> None:
+    client = fakeredis.FakeRedis(decode_responses=True)
+    assert incr_twice(client, "k")() == [1, [11, "11"]]
+    gone = weakref.ref(client)
+    del client
+    gc.collect()
+    assert gone() is None
