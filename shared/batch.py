@@ -11,6 +11,7 @@ while no other is sending becomes the sender; batches run by other threads in th
 go out together in the sender's next pipeline. Under load one round trip then carries the work of
 several requests, which saves redis-py's per-call work and, more so, the system calls and GIL
 hand-offs of every thread waiting on its own socket. Alone, a batch goes out at once as before.
+A Redis Cluster pipeline routes its commands per node from a queue of its own: it always goes alone.
 
 Scripts are sent with ``EVAL`` (their source), not ``EVALSHA``: Redis caches them by hash all the
 same, and a pipeline cannot recover from ``NOSCRIPT`` after a Redis restart.
@@ -25,6 +26,7 @@ from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
 import redis
+from redis.client import Pipeline
 
 from shared.errors import StoreUnavailable
 
@@ -47,7 +49,8 @@ class Batch:
 
     def __init__(self, client: redis.Redis) -> None:
         self.pipe = client.pipeline(transaction=False)
-        self._sender = _sender_for(client)
+        # A cluster pipeline queues its commands elsewhere and routes them per node: it goes alone.
+        self._sender = _sender_for(client) if isinstance(self.pipe, Pipeline) else None
         self._replies: list[Any] | None = None
         self._failure: BaseException | None = None
 
@@ -65,11 +68,14 @@ class Batch:
         if not len(self.pipe):
             self._replies = []
             return
-        self._sender.send(self)
+        if self._sender is not None:
+            self._sender.send(self)
+        else:
+            _send_together([self])
         with redis_errors():
             if self._failure is not None:
                 raise self._failure
-            refused = next((r for r in self._replies or () if isinstance(r, redis.ResponseError)), None)
+            refused = next((r for r in self._replies or () if isinstance(r, Exception)), None)
             if refused is not None:
                 raise refused
 
@@ -118,7 +124,7 @@ class _GroupSender:
             self._sending = True
             group, self._waiting = self._waiting, []
         try:
-            self._send_group(group)
+            _send_together(group)
         finally:
             for left in group:  # only when interrupted: no batch waits for a reply that never comes
                 if not left.settled:
@@ -126,22 +132,6 @@ class _GroupSender:
             with self._turn:
                 self._sending = False
                 self._turn.notify_all()
-
-    def _send_group(self, group: list[Batch]) -> None:
-        sizes = [len(batch.pipe) for batch in group]  # executing a pipeline empties it
-        pipe = group[0].pipe  # carries the others' commands after its own
-        for batch in group[1:]:
-            pipe.command_stack.extend(batch.pipe.command_stack)
-        try:
-            replies = pipe.execute(raise_on_error=False)
-        except Exception as exc:  # every batch of the group shares the failed round trip
-            for batch in group:
-                batch.settle(None, exc)
-            return
-        offset = 0
-        for batch, size in zip(group, sizes, strict=True):
-            batch.settle(replies[offset : offset + size])
-            offset += size
 
 
 # One sender per client, forgotten with the client (a sender holds no reference to it).
@@ -155,6 +145,24 @@ def _sender_for(client: redis.Redis) -> _GroupSender:
         with _senders_lock:
             sender = _senders.setdefault(client, _GroupSender())
     return sender
+
+
+def _send_together(group: list[Batch]) -> None:
+    """One round trip for every batch of ``group``; each is settled with its replies or the failure."""
+    sizes = [len(batch.pipe) for batch in group]  # executing a pipeline empties it
+    pipe = group[0].pipe  # carries the others' commands after its own
+    for batch in group[1:]:
+        pipe.command_stack.extend(batch.pipe.command_stack)
+    try:
+        replies = pipe.execute(raise_on_error=False)
+    except Exception as exc:  # every batch of the group shares the failed round trip
+        for batch in group:
+            batch.settle(None, exc)
+        return
+    offset = 0
+    for batch, size in zip(group, sizes, strict=True):
+        batch.settle(replies[offset : offset + size])
+        offset += size
 
 
 def run_alone(client: redis.Redis, stage: Callable[[Batch], Staged[T]]) -> T:

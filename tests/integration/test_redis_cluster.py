@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, cast
 
 import httpx
 import pytest
+import redis
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
+from shared.batch import Batch
 from shared.config import Settings
 from shared.localstack import LocalStack
 from shared.providers.resilience import RedisRateLimiter
@@ -148,3 +152,25 @@ def test_message_travels_end_to_end_on_the_cluster(cluster_stack: LocalStack, ru
         statuses.append(response.status_code)
     assert statuses[-1] == 429
     assert statuses.count(202) == 2  # 3 per minute: the first message above took one slot
+
+
+def test_concurrent_batches_on_a_cluster_each_read_their_own_replies(
+    cluster: RedisCluster, run_id: str
+) -> None:
+    """Many threads' batches at once (the webhook under load): every command runs, each reads its own."""
+    client = cast(redis.Redis, cluster)
+    rounds, workers = 20, 12
+
+    def count(key: str) -> list[Any]:
+        batch = Batch(client)
+        counted = batch.stage(lambda pipe: pipe.incr(key).get(key), list)
+        batch.run()
+        return counted.result()
+
+    def work(worker: int) -> list[list[Any]]:
+        return [count(f"{run_id}:{{w{worker}}}:count") for _ in range(rounds)]
+
+    with ThreadPoolExecutor(workers) as pool:
+        results = list(pool.map(work, range(workers)))
+    for seen in results:
+        assert seen == [[n, str(n)] for n in range(1, rounds + 1)]
