@@ -7,6 +7,7 @@ HTTP request into a call of this package and its answer back.
 import sys as _sys
 
 from shared import tracing as _tracing
+from shared.startup import loading as _loading
 
 
 def _import_redis_without_otel_metrics() -> None:
@@ -24,7 +25,8 @@ def _import_redis_without_otel_metrics() -> None:
     if hidden:
         _sys.modules[name] = None  # type: ignore[assignment]
     try:
-        import redis  # noqa: F401
+        with _loading():  # the largest library a function loads (see shared.startup)
+            import redis  # noqa: F401
     finally:
         if hidden and _sys.modules.get(name, 0) is None:
             del _sys.modules[name]
