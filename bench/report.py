@@ -129,13 +129,19 @@ def details(results: dict[str, Any]) -> str:
         f"at {w['latency_ms']:.0f} ms "
         f"(ideal {w['ideal_mps']:.0f}); {w['completed']}/{w['messages']} done in {w['drain_s']:.1f} s"
     )
-    lines += ["", "| function | cold start (median) | RSS idle MB | RSS loaded MB | tree PSS loaded MB |"]
-    lines.append("|---|---:|---:|---:|---:|")
+    lines += [
+        "",
+        "| function | cold start (median) | first request answered | RSS idle MB | RSS loaded MB "
+        "| tree PSS loaded MB |",
+    ]
+    lines.append("|---|---:|---:|---:|---:|---:|")
     for name in ("webhook", "worker", "poll", "bare", "bridge"):
         cold = results["cold_start"].get(name, {}).get("median_s", math.nan)
+        first = results["cold_start"].get(name, {}).get("first_request_median_s", math.nan)
         mem = results["memory"].get(name, {})
         lines.append(
-            f"| {name} | {_fmt(cold)} s | {_fmt(mem.get('idle', {}).get('rss_mb', math.nan))} | "
+            f"| {name} | {_fmt(cold)} s | {_fmt(first)} s | "
+            f"{_fmt(mem.get('idle', {}).get('rss_mb', math.nan))} | "
             f"{_fmt(mem.get('loaded', {}).get('rss_mb', math.nan))} | "
             f"{_fmt(mem.get('loaded', {}).get('tree_pss_mb', math.nan))} |"
         )

@@ -58,6 +58,9 @@ def test_smoke_run_writes_every_section(tmp_path: Path) -> None:
         assert _number(result["worker"][field]), field
     for name in ("webhook", "worker", "poll", "bare"):
         assert _number(result["cold_start"][name]["median_s"]), name
+    for name in ("webhook", "poll", "bare"):
+        cold = result["cold_start"][name]
+        assert cold["first_request_median_s"] >= cold["median_s"], name
     for name in ("webhook", "worker", "poll"):
         for state in ("idle", "loaded"):
             assert _number(result["memory"][name][state]["rss_mb"]), (name, state)
