@@ -279,10 +279,13 @@ class DeliveryGuard:
             }
         )
         key = self._keys(message.user_number)[2]
-        batch = Batch(self.store.client)  # sent with other threads' batches, if any are waiting
-        batch.stage(lambda pipe: pipe.hset(key, str(position.seq), entry).expire(key, int(self.ttl)), list)
-        try:
-            batch.run()
+        try:  # a batch of its own, sent with other threads' batches when any are waiting
+            run_alone(
+                self.store.client,
+                lambda batch: batch.stage(
+                    lambda pipe: pipe.hset(key, str(position.seq), entry).expire(key, int(self.ttl)), list
+                ),
+            )
         except StoreUnavailable:
             log.warning("could not remember a pending message", extra={"message_id": message.id})
 
